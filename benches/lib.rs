@@ -1,0 +1,1 @@
+//! Benchmark helpers; the benchmarks themselves are the `[[bench]]` targets in Cargo.toml.

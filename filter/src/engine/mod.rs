@@ -1,0 +1,1 @@
+//! Compile validated policies once into indexed matchers; decide per request.

@@ -1,0 +1,1 @@
+//! Peer identity: SPIFFE IDs from the mTLS peer certificate, verified, or unauthenticated.

@@ -1,0 +1,1 @@
+//! Istio's path normalization options, applied before path matching.

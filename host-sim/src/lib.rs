@@ -1,0 +1,1 @@
+//! host-sim: a proxy-wasm (ABI 0.2.1) host on wasmtime that behaves like Envoy's.

@@ -1,0 +1,1 @@
+//! Shared helpers for the integration tests (see the `[[test]]` targets in Cargo.toml).
