@@ -1,18 +1,37 @@
 //! The Istio `AuthorizationPolicy` API as users write it, and Istio's admission validation.
+//!
+//! - [`model`]: the serde mirror of the YAML/JSON.
+//! - [`validate`] / [`parse_policies`]: Istio's admission rules; every error names the policy,
+//!   the field path and the value.
+//! - [`ConditionKey`]: the `when` keys, shared with the engine.
 
+mod condition_key;
+mod error;
+mod load;
 pub mod model;
+mod validate;
 
+pub use condition_key::{
+    parse_ip_block, parse_port, validate_ip_block, validate_service_account, ConditionKey,
+    ConditionKeyError, ConditionValueError, ConditionValueKind, MAX_SERVICE_ACCOUNT_LEN,
+};
+pub use error::{Problem, ValidationError};
+pub use load::parse_policies;
 pub use model::*;
+pub use validate::{parse_bool, validate};
 
-/// PLACEHOLDER: the validation work replaces this with Istio's admission rules.
-/// Display is one line: `ns-a/allow-get: spec.rules[0].to[0].operation.paths[1]: "*/a*": '*' may only be a prefix or a suffix`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{policy}: {field}: {message}")]
-pub struct ValidationError {
-    /// `namespace/name`.
-    pub policy: String,
-    /// Field path, e.g. `spec.rules[0].to[0].operation.paths[1]`.
-    pub field: String,
-    /// The offending value (quoted) and the broken rule.
-    pub message: String,
+impl AuthorizationPolicy {
+    /// Whether the `istio.io/dry-run` annotation makes this policy report-only.
+    ///
+    /// Istio's authorization builder reads the annotation with Go's `strconv.ParseBool` and,
+    /// on a value it cannot parse, logs an error and enforces the policy. [`validate`] rejects
+    /// such values up front (as Istio's admission webhook did), so this only ever sees a
+    /// parsable value on validated policies; an unparsable one still means "enforce".
+    pub fn is_dry_run(&self) -> bool {
+        self.metadata
+            .annotations
+            .get(DRY_RUN_ANNOTATION)
+            .and_then(|v| parse_bool(v))
+            .unwrap_or(false)
+    }
 }

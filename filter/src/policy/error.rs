@@ -1,0 +1,120 @@
+//! The one error type of policy loading and validation.
+
+use std::fmt;
+
+use super::condition_key::{ConditionKeyError, ConditionValueError};
+
+/// One reason a policy is rejected at configure time.
+///
+/// Display is one line: `ns-a/allow-get: spec.rules[0].to[0].operation.paths[1]: "*/a*": '*'
+/// may only be a prefix or a suffix` (policy, field path, quoted value when there is one, the
+/// broken rule).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationError {
+    /// `namespace/name`, or `items[N]` for a list item without a name.
+    pub policy: String,
+    /// Field path, e.g. `spec.rules[0].to[0].operation.paths[1]`; empty for the whole object.
+    pub field: String,
+    /// The offending value as written, when one value is at fault.
+    pub value: Option<String>,
+    pub problem: Problem,
+}
+
+impl ValidationError {
+    pub fn new(policy: impl Into<String>, field: impl Into<String>, problem: Problem) -> Self {
+        ValidationError {
+            policy: policy.into(),
+            field: field.into(),
+            value: None,
+            problem,
+        }
+    }
+
+    pub fn with_value(mut self, value: impl Into<String>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.policy)?;
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        if let Some(value) = &self.value {
+            // Debug quoting escapes control characters, so the message stays on one line.
+            write!(f, ": {value:?}")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// The rule a [`ValidationError`] breaks. Messages are lower-case and one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The JSON/YAML does not fit the API (unknown field, wrong type); serde's message.
+    #[error("{0}")]
+    Malformed(String),
+    #[error("apiVersion must be security.istio.io/v1 or security.istio.io/v1beta1")]
+    ApiVersion,
+    #[error("kind must be AuthorizationPolicy")]
+    Kind,
+    #[error("is required")]
+    Required,
+    #[error("duplicate policy (also {0})")]
+    Duplicate(String),
+    #[error("action CUSTOM needs an ext_authz provider, which spiffe-authz does not have")]
+    CustomAction,
+    #[error("provider must only be set with action CUSTOM, found {0}")]
+    ProviderWithoutCustom(String),
+    #[error(
+        "DENY action without rules is meaningless as it will never be triggered; \
+         add an empty rule {{}} to match every request"
+    )]
+    DenyWithoutRules,
+    #[error("value of istio.io/dry-run must be a boolean (true, false, 1, 0, t, f)")]
+    DryRunValue,
+    #[error("istio.io/dry-run is only supported with action ALLOW or DENY, found {0}")]
+    DryRunAction(String),
+    #[error("only one of selector, targetRef or targetRefs can be set")]
+    SelectorConflict,
+    #[error("empty label key is not supported in selector")]
+    EmptyLabelKey,
+    #[error("wildcard is not supported in selector")]
+    SelectorWildcard,
+    #[error("label value must be at most 63 characters")]
+    LabelValueTooLong,
+    #[error("cross namespace referencing is not supported")]
+    TargetRefNamespace,
+    #[error(
+        "targetRef must be to a Service, ServiceEntry (networking.istio.io), Gateway or \
+         GatewayClass (gateway.networking.k8s.io)"
+    )]
+    TargetRefKind,
+    #[error("must not be empty; omit it to match anything")]
+    EmptyList,
+    #[error("must set at least one field")]
+    EmptyObject,
+    #[error("may have at most {0} items")]
+    TooManyItems(usize),
+    #[error("cannot set serviceAccounts with namespaces or principals")]
+    ServiceAccountsWithPrincipals,
+    #[error("empty value not allowed")]
+    EmptyValue,
+    #[error("'*' may only be a prefix or a suffix")]
+    WildcardPlacement,
+    #[error("wildcard not allowed")]
+    WildcardNotAllowed,
+    #[error("{0}")]
+    BadValue(ConditionValueError),
+    #[error("invalid or unsupported path template: {0}")]
+    PathTemplate(&'static str),
+    #[error("{0}")]
+    BadConditionKey(ConditionKeyError),
+    #[error("at least one of values or notValues must be set")]
+    ConditionWithoutValues,
+    /// For rules other layers add (e.g. the engine), in the same one-line style.
+    #[error("{0}")]
+    Other(String),
+}

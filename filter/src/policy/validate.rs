@@ -1,0 +1,485 @@
+//! Istio's admission validation of `AuthorizationPolicy`.
+//!
+//! Follows istio/istio `pkg/config/validation/validation.go` (`ValidateAuthorizationPolicy`,
+//! `validateWorkloadSelector`, `validatePolicyTargetReference`, `validateOneOfSelectorType`),
+//! `pkg/config/security/security.go` (`ValidateAttribute`, `ValidateIPs`, `ValidatePorts`,
+//! `CheckEmptyValues`, `CheckServiceAccount`, `CheckValidPathTemplate`) and the CRD's
+//! `x-kubernetes-validations` / `maxItems` / `maxLength`. Where this is stricter than Istio,
+//! a comment says why; each stricter rule rejects a policy whose meaning in Istio is
+//! surprising or that this filter cannot enforce, so a config is refused rather than
+//! half-applied.
+//!
+//! Every error is collected (nothing stops at the first one).
+
+use super::condition_key::{
+    validate_ip_block, validate_service_account, ConditionKey, ConditionValueError,
+    ConditionValueKind,
+};
+use super::error::{Problem, ValidationError};
+use super::model::{
+    Action, AuthorizationPolicy, Condition, Operation, PolicyTargetReference, Rule, Source,
+    DRY_RUN_ANNOTATION,
+};
+
+/// CRD `maxItems` of `spec.rules` and of `spec.rules[].from`.
+const MAX_RULES: usize = 512;
+const MAX_FROM: usize = 512;
+/// CRD `maxItems` of `spec.targetRefs` and of `serviceAccounts` / `notServiceAccounts`.
+const MAX_TARGET_REFS: usize = 16;
+const MAX_SERVICE_ACCOUNTS: usize = 16;
+/// CRD `maxLength` of a selector label value and `maxProperties` of `matchLabels`.
+const MAX_LABEL_VALUE_LEN: usize = 63;
+const MAX_LABELS: usize = 4096;
+
+/// Validates one policy as Istio's admission webhook and CRD schema would.
+///
+/// Returns every error found, each naming the policy (`namespace/name`), the field path and
+/// the offending value.
+pub fn validate(policy: &AuthorizationPolicy) -> Result<(), Vec<ValidationError>> {
+    let errors = validate_labelled(policy, &policy_label(policy, None));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// How errors name a policy: `namespace/name`, or the list position when it has no name.
+pub(crate) fn policy_label(policy: &AuthorizationPolicy, item: Option<usize>) -> String {
+    match (policy.metadata.name.is_empty(), item) {
+        (false, _) => policy.key(),
+        (true, Some(i)) => format!("items[{i}]"),
+        (true, None) => format!("{}/<unnamed>", policy.metadata.namespace),
+    }
+}
+
+pub(crate) fn validate_labelled(policy: &AuthorizationPolicy, label: &str) -> Vec<ValidationError> {
+    let mut v = Validator {
+        policy: label,
+        errors: Vec::new(),
+    };
+    v.policy(policy);
+    v.errors
+}
+
+/// Go's `strconv.ParseBool`, which Istio uses for `istio.io/dry-run`.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+struct Validator<'a> {
+    policy: &'a str,
+    errors: Vec<ValidationError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, field: impl Into<String>, problem: Problem) {
+        self.errors
+            .push(ValidationError::new(self.policy, field, problem));
+    }
+
+    fn error_value(&mut self, field: impl Into<String>, value: &str, problem: Problem) {
+        self.errors
+            .push(ValidationError::new(self.policy, field, problem).with_value(value));
+    }
+
+    fn policy(&mut self, policy: &AuthorizationPolicy) {
+        if let Some(api_version) = &policy.api_version {
+            if api_version != "security.istio.io/v1" && api_version != "security.istio.io/v1beta1" {
+                self.error_value("apiVersion", api_version, Problem::ApiVersion);
+            }
+        }
+        if let Some(kind) = &policy.kind {
+            if kind != "AuthorizationPolicy" {
+                self.error_value("kind", kind, Problem::Kind);
+            }
+        }
+        if policy.metadata.name.is_empty() {
+            self.error("metadata.name", Problem::Required);
+        }
+        // Kubernetes always sets it; a pasted policy without one could be meant for any
+        // namespace (even the root namespace, i.e. mesh-wide), so it is not guessed.
+        if policy.metadata.namespace.is_empty() {
+            self.error("metadata.namespace", Problem::Required);
+        }
+        let action = policy.action();
+        self.dry_run(policy, action);
+        self.selector_and_targets(policy);
+
+        let spec = &policy.spec;
+        match (action, &spec.provider) {
+            (Action::Custom, _) => self.error_value("spec.action", "CUSTOM", Problem::CustomAction),
+            (other, Some(_)) => self.error(
+                "spec.provider",
+                Problem::ProviderWithoutCustom(action_name(other).to_owned()),
+            ),
+            (_, None) => {}
+        }
+        let rules = spec.rules.as_deref().unwrap_or_default();
+        // Proto decoding turns `rules: []` into "no rules", so both forms are caught.
+        if action == Action::Deny && rules.is_empty() {
+            self.error("spec.rules", Problem::DenyWithoutRules);
+        }
+        if rules.len() > MAX_RULES {
+            self.error("spec.rules", Problem::TooManyItems(MAX_RULES));
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            self.rule(&format!("spec.rules[{i}]"), rule);
+        }
+    }
+
+    fn dry_run(&mut self, policy: &AuthorizationPolicy, action: Action) {
+        let Some(value) = policy.metadata.annotations.get(DRY_RUN_ANNOTATION) else {
+            return;
+        };
+        let field = format!("metadata.annotations[{DRY_RUN_ANNOTATION:?}]");
+        match parse_bool(value) {
+            None => self.error_value(field, value, Problem::DryRunValue),
+            // Istio's validation_test.go "dry-run-invalid-action-audit"/"-custom".
+            Some(true) if matches!(action, Action::Audit | Action::Custom) => {
+                self.error(field, Problem::DryRunAction(action_name(action).to_owned()))
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn selector_and_targets(&mut self, policy: &AuthorizationPolicy) {
+        let spec = &policy.spec;
+        let set = usize::from(spec.selector.is_some())
+            + usize::from(spec.target_ref.is_some())
+            + usize::from(!spec.target_refs.is_empty());
+        if set > 1 {
+            self.error("spec", Problem::SelectorConflict);
+        }
+        if let Some(selector) = &spec.selector {
+            if selector.match_labels.len() > MAX_LABELS {
+                self.error(
+                    "spec.selector.matchLabels",
+                    Problem::TooManyItems(MAX_LABELS),
+                );
+            }
+            for (key, value) in &selector.match_labels {
+                let field = format!("spec.selector.matchLabels[{key:?}]");
+                if key.is_empty() {
+                    self.error("spec.selector.matchLabels", Problem::EmptyLabelKey);
+                }
+                if key.contains('*') {
+                    self.error_value("spec.selector.matchLabels", key, Problem::SelectorWildcard);
+                }
+                if value.contains('*') {
+                    self.error_value(field.clone(), value, Problem::SelectorWildcard);
+                }
+                if value.len() > MAX_LABEL_VALUE_LEN {
+                    self.error_value(field, value, Problem::LabelValueTooLong);
+                }
+            }
+        }
+        if let Some(target_ref) = &spec.target_ref {
+            self.target_ref("spec.targetRef", target_ref);
+        }
+        if spec.target_refs.len() > MAX_TARGET_REFS {
+            self.error("spec.targetRefs", Problem::TooManyItems(MAX_TARGET_REFS));
+        }
+        for (i, target_ref) in spec.target_refs.iter().enumerate() {
+            self.target_ref(&format!("spec.targetRefs[{i}]"), target_ref);
+        }
+    }
+
+    fn target_ref(&mut self, field: &str, target_ref: &PolicyTargetReference) {
+        if target_ref.name.is_empty() {
+            self.error(format!("{field}.name"), Problem::Required);
+        }
+        if !target_ref.namespace.is_empty() {
+            self.error_value(
+                format!("{field}.namespace"),
+                &target_ref.namespace,
+                Problem::TargetRefNamespace,
+            );
+        }
+        if target_ref.kind.is_empty() {
+            self.error(format!("{field}.kind"), Problem::Required);
+            return;
+        }
+        // Istio's allowedTargetRefs, compared on (canonical group, kind); "" is the core group.
+        let allowed = matches!(
+            (target_ref.group.as_str(), target_ref.kind.as_str()),
+            ("" | "core", "Service")
+                | ("networking.istio.io", "ServiceEntry")
+                | ("gateway.networking.k8s.io", "Gateway" | "GatewayClass")
+        );
+        if !allowed {
+            let value = format!("{}/{}", target_ref.group, target_ref.kind);
+            self.error_value(field, &value, Problem::TargetRefKind);
+        }
+    }
+
+    fn rule(&mut self, field: &str, rule: &Rule) {
+        if rule.from.len() > MAX_FROM {
+            self.error(format!("{field}.from"), Problem::TooManyItems(MAX_FROM));
+        }
+        for (j, from) in rule.from.iter().enumerate() {
+            let field = format!("{field}.from[{j}].source");
+            match &from.source {
+                None => self.error(field, Problem::Required),
+                Some(source) => self.source(&field, source),
+            }
+        }
+        for (j, to) in rule.to.iter().enumerate() {
+            let field = format!("{field}.to[{j}].operation");
+            match &to.operation {
+                None => self.error(field, Problem::Required),
+                Some(operation) => self.operation(&field, operation),
+            }
+        }
+        for (k, condition) in rule.when.iter().enumerate() {
+            self.condition(&format!("{field}.when[{k}]"), condition);
+        }
+    }
+
+    fn source(&mut self, field: &str, s: &Source) {
+        let string_fields: [(&str, &[String]); 8] = [
+            ("principals", &s.principals),
+            ("notPrincipals", &s.not_principals),
+            ("requestPrincipals", &s.request_principals),
+            ("notRequestPrincipals", &s.not_request_principals),
+            ("namespaces", &s.namespaces),
+            ("notNamespaces", &s.not_namespaces),
+            ("trustDomains", &s.trust_domains),
+            ("notTrustDomains", &s.not_trust_domains),
+        ];
+        let ip_fields: [(&str, &[String]); 4] = [
+            ("ipBlocks", &s.ip_blocks),
+            ("notIpBlocks", &s.not_ip_blocks),
+            ("remoteIpBlocks", &s.remote_ip_blocks),
+            ("notRemoteIpBlocks", &s.not_remote_ip_blocks),
+        ];
+        let account_fields: [(&str, &[String]); 2] = [
+            ("serviceAccounts", &s.service_accounts),
+            ("notServiceAccounts", &s.not_service_accounts),
+        ];
+        let all_empty = string_fields
+            .iter()
+            .chain(&ip_fields)
+            .chain(&account_fields)
+            .all(|(_, values)| values.is_empty());
+        if all_empty {
+            self.error(field, Problem::EmptyObject);
+        }
+        // The CRD's x-kubernetes-validations rule and Istio's "cannot set serviceAccounts with
+        // namespaces or principals": a service account already names its namespace.
+        let identity_set = !(s.principals.is_empty()
+            && s.not_principals.is_empty()
+            && s.namespaces.is_empty()
+            && s.not_namespaces.is_empty());
+        let accounts_set = !(s.service_accounts.is_empty() && s.not_service_accounts.is_empty());
+        if identity_set && accounts_set {
+            self.error(field, Problem::ServiceAccountsWithPrincipals);
+        }
+        for (name, values) in string_fields {
+            self.string_matches(&format!("{field}.{name}"), values);
+        }
+        for (name, values) in ip_fields {
+            for (n, value) in values.iter().enumerate() {
+                let field = format!("{field}.{name}[{n}]");
+                match validate_ip_block(value) {
+                    Ok(()) => {}
+                    Err(ConditionValueError::Empty) => self.error(field, Problem::EmptyValue),
+                    Err(e) => self.error_value(field, value, Problem::BadValue(e)),
+                }
+            }
+        }
+        for (name, values) in account_fields {
+            let field = format!("{field}.{name}");
+            if values.len() > MAX_SERVICE_ACCOUNTS {
+                self.error(field.clone(), Problem::TooManyItems(MAX_SERVICE_ACCOUNTS));
+            }
+            for (n, value) in values.iter().enumerate() {
+                let field = format!("{field}[{n}]");
+                match validate_service_account(value) {
+                    Ok(()) => {}
+                    Err(ConditionValueError::Empty) => self.error(field, Problem::EmptyValue),
+                    Err(_) if value.contains('*') => {
+                        self.error_value(field, value, Problem::WildcardNotAllowed)
+                    }
+                    Err(e) => self.error_value(field, value, Problem::BadValue(e)),
+                }
+            }
+        }
+    }
+
+    fn operation(&mut self, field: &str, op: &Operation) {
+        let all_empty = [
+            &op.hosts,
+            &op.not_hosts,
+            &op.ports,
+            &op.not_ports,
+            &op.methods,
+            &op.not_methods,
+            &op.paths,
+            &op.not_paths,
+        ]
+        .iter()
+        .all(|values| values.is_empty());
+        if all_empty {
+            self.error(field, Problem::EmptyObject);
+        }
+        for (name, values) in [
+            ("hosts", &op.hosts),
+            ("notHosts", &op.not_hosts),
+            ("methods", &op.methods),
+            ("notMethods", &op.not_methods),
+        ] {
+            self.string_matches(&format!("{field}.{name}"), values);
+        }
+        for (name, values) in [("ports", &op.ports), ("notPorts", &op.not_ports)] {
+            for (n, value) in values.iter().enumerate() {
+                let field = format!("{field}.{name}[{n}]");
+                if value.is_empty() {
+                    self.error(field, Problem::EmptyValue);
+                } else if super::condition_key::parse_port(value).is_none() {
+                    self.error_value(
+                        field,
+                        value,
+                        Problem::BadValue(ConditionValueError::BadPort),
+                    );
+                }
+            }
+        }
+        for (name, values) in [("paths", &op.paths), ("notPaths", &op.not_paths)] {
+            for (n, value) in values.iter().enumerate() {
+                let field = format!("{field}.{name}[{n}]");
+                if value.is_empty() {
+                    self.error(field, Problem::EmptyValue);
+                } else if let Err(problem) = check_path(value) {
+                    self.error_value(field, value, problem);
+                }
+            }
+        }
+    }
+
+    fn condition(&mut self, field: &str, condition: &Condition) {
+        let key = match ConditionKey::parse(&condition.key) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                self.error_value(
+                    format!("{field}.key"),
+                    &condition.key,
+                    Problem::BadConditionKey(e),
+                );
+                None
+            }
+        };
+        if condition.values.is_empty() && condition.not_values.is_empty() {
+            self.error(field, Problem::ConditionWithoutValues);
+        }
+        let Some(key) = key else { return };
+        for (name, values) in [
+            ("values", &condition.values),
+            ("notValues", &condition.not_values),
+        ] {
+            for (n, value) in values.iter().enumerate() {
+                let field = format!("{field}.{name}[{n}]");
+                match key.validate_value(value) {
+                    Err(ConditionValueError::Empty) => self.error(field, Problem::EmptyValue),
+                    Err(ConditionValueError::BadServiceAccount(_)) if value.contains('*') => {
+                        self.error_value(field, value, Problem::WildcardNotAllowed)
+                    }
+                    Err(e) => self.error_value(field, value, Problem::BadValue(e)),
+                    Ok(()) => {
+                        if key.value_kind() == ConditionValueKind::StringMatch {
+                            if let Err(problem) = check_wildcard(value) {
+                                self.error_value(field, value, problem);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A list of values matched as exact / `prefix*` / `*suffix` / `*`.
+    fn string_matches(&mut self, field: &str, values: &[String]) {
+        for (n, value) in values.iter().enumerate() {
+            let field = format!("{field}[{n}]");
+            if value.is_empty() {
+                self.error(field, Problem::EmptyValue);
+            } else if let Err(problem) = check_wildcard(value) {
+                self.error_value(field, value, problem);
+            }
+        }
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Allow => "ALLOW",
+        Action::Deny => "DENY",
+        Action::Audit => "AUDIT",
+        Action::Custom => "CUSTOM",
+    }
+}
+
+/// Istio matches string fields as exact, `prefix*`, `*suffix` or `*` (presence). Its admission
+/// webhook accepts any other `*` too, but its matcher then reads it literally (`/a*b` matches
+/// only the text `/a*b`) or oddly (`*a*` is the suffix `a*`), which is never what a policy
+/// author means: rejected.
+fn check_wildcard(value: &str) -> Result<(), Problem> {
+    let stars = value.matches('*').count();
+    let well_placed = stars == 0
+        || value == "*"
+        || (stars == 1 && (value.starts_with('*') || value.ends_with('*')));
+    if well_placed {
+        Ok(())
+    } else {
+        Err(Problem::WildcardPlacement)
+    }
+}
+
+const MATCH_ONE: &str = "{*}";
+const MATCH_ANY: &str = "{**}";
+
+/// `paths` / `notPaths`: Istio's `CheckValidPathTemplate` (templates `{*}` = one segment,
+/// `{**}` = any suffix, nothing after `{**}` but literals, every other segment of a template a
+/// valid RFC 3986 pchar literal, no `{`/`}` outside a template), then the wildcard rule for
+/// paths without a template.
+fn check_path(path: &str) -> Result<(), Problem> {
+    let is_template = path.contains(MATCH_ONE) || path.contains(MATCH_ANY);
+    let mut found_match_any = false;
+    for glob in path.trim_matches('/').split('/') {
+        let is_operator = glob == MATCH_ONE || glob == MATCH_ANY;
+        if is_operator && found_match_any {
+            return Err(Problem::PathTemplate("{**} is not the last operator"));
+        }
+        if is_operator {
+            found_match_any = glob == MATCH_ANY;
+            continue;
+        }
+        if glob.contains(['{', '}']) {
+            return Err(Problem::PathTemplate(
+                "'{' or '}' outside a {*} or {**} template",
+            ));
+        }
+        if is_template && !is_valid_literal(glob) {
+            return Err(Problem::PathTemplate(
+                "a segment beside a template must be a non-empty RFC 3986 pchar literal",
+            ));
+        }
+    }
+    if is_template {
+        Ok(())
+    } else {
+        check_wildcard(path)
+    }
+}
+
+/// Istio's `validLiteral`: `^[a-zA-Z0-9-._~%!$&'()+,;:@=]+$`.
+fn is_valid_literal(glob: &str) -> bool {
+    !glob.is_empty()
+        && glob
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b))
+}
