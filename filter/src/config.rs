@@ -1,0 +1,430 @@
+//! The plugin configuration: the JSON that Istio's `WasmPlugin.pluginConfig` (wrapped in a
+//! `StringValue`) and Envoy's `PluginConfig.configuration` deliver to `on_configure`.
+//!
+//! Field names are camelCase like Istio's own APIs, and the object is strict: an unknown or
+//! misspelt field is an error, never a silently ignored setting. Every field is checked and
+//! every problem reported with its field path, so one rejected configuration tells the user all
+//! that is wrong with it. Knobs that belong to the host (fail open/closed, VM reload) are not
+//! here: they are `WasmPlugin.failStrategy` / Envoy `failure_policy`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::engine::Workload;
+use crate::identity::{IdentitySettings, IdentitySource, TrustDomain};
+use crate::normalize::PathNormalization;
+use crate::policy::{parse_policies, AuthorizationPolicy};
+
+/// One problem with the plugin configuration, naming the field: `denyResponse.status: 99: ...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// JSON field path, e.g. `workload.labels` or `policies[2].spec.rules[0]`.
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Istio's `PeerAuthentication` mTLS modes, as far as this filter can enforce them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MtlsMode {
+    /// Requests without a verified peer identity are denied before any policy is evaluated.
+    Strict,
+    /// Plaintext peers are accepted as unauthenticated (Istio's default).
+    #[default]
+    Permissive,
+}
+
+/// Which filter chain the module is loaded into (Istio `WasmPlugin.type`). Envoy does not tell
+/// a proxy-wasm module whether a context is an HTTP stream or a TCP connection before the first
+/// callback, and the SDK must know at context creation, so it is configured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FilterType {
+    #[default]
+    Http,
+    Network,
+}
+
+/// Log levels, numbered like proxy-wasm's (`trace` = 0 ... `critical` = 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        })
+    }
+}
+
+/// The HTTP answer to a denied request. Defaults to what Envoy's RBAC filter sends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DenyResponse {
+    #[serde(default = "default_deny_status")]
+    pub status: u16,
+    #[serde(default = "default_deny_body")]
+    pub body: String,
+    /// Extra response headers (names lower-case).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Envoy's RBAC filter answers `403` with body `RBAC: access denied`
+/// (`source/extensions/filters/http/rbac/rbac_filter.cc`).
+pub const DEFAULT_DENY_STATUS: u16 = 403;
+pub const DEFAULT_DENY_BODY: &str = "RBAC: access denied";
+
+fn default_deny_status() -> u16 {
+    DEFAULT_DENY_STATUS
+}
+fn default_deny_body() -> String {
+    DEFAULT_DENY_BODY.to_string()
+}
+
+impl Default for DenyResponse {
+    fn default() -> Self {
+        DenyResponse {
+            status: DEFAULT_DENY_STATUS,
+            body: DEFAULT_DENY_BODY.to_string(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// `workload`: the namespace and labels that policy selectors match against.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadConfig {
+    namespace: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// The validated plugin configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    pub trust_domain: String,
+    pub trust_domain_aliases: Vec<String>,
+    pub root_namespace: String,
+    /// `None`: take it from Istio's node metadata (`NAMESPACE`, `LABELS`) at configure time.
+    pub workload: Option<Workload>,
+    pub path_normalization: PathNormalization,
+    pub mtls_mode: MtlsMode,
+    /// Where the peer identity comes from, in order (default: the peer certificate where the
+    /// host exposes it, then the connection attributes).
+    pub identity_sources: Vec<IdentitySource>,
+    pub deny_response: DenyResponse,
+    pub policies: Vec<AuthorizationPolicy>,
+    pub filter_type: FilterType,
+    /// The least severe level the plugin logs at all.
+    pub log_level: LogLevel,
+    /// The level of the one line per denial (and per dry-run denial and audit match).
+    pub denial_log_level: LogLevel,
+    /// Debug knob: a response header carrying the decision.
+    pub decision_header: Option<String>,
+    /// Debug knob: the decision written to filter state `wasm.spiffe_authz.decision`
+    /// (proxy-wasm has no call that writes Envoy dynamic metadata).
+    pub decision_metadata: bool,
+}
+
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
+            trust_domain_aliases: Vec::new(),
+            root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
+            workload: None,
+            path_normalization: PathNormalization::Base,
+            mtls_mode: MtlsMode::Permissive,
+            identity_sources: IdentitySource::DEFAULT_ORDER.to_vec(),
+            deny_response: DenyResponse::default(),
+            policies: Vec::new(),
+            filter_type: FilterType::Http,
+            log_level: LogLevel::Info,
+            denial_log_level: LogLevel::Info,
+            decision_header: None,
+            decision_metadata: false,
+        }
+    }
+}
+
+const FIELDS: &[&str] = &[
+    "trustDomain",
+    "trustDomainAliases",
+    "rootNamespace",
+    "workload",
+    "pathNormalization",
+    "mtlsMode",
+    "identitySources",
+    "denyResponse",
+    "policies",
+    "type",
+    "logLevel",
+    "denialLogLevel",
+    "decisionHeader",
+    "decisionMetadata",
+];
+
+impl PluginConfig {
+    /// What `identity::establish` needs. The trust domains were validated by `parse`; one that
+    /// somehow is not valid is left out (it then matches nothing), never a panic.
+    pub fn identity_settings(&self) -> IdentitySettings {
+        IdentitySettings {
+            trust_domain: TrustDomain::new(&self.trust_domain)
+                .unwrap_or_else(|_| TrustDomain::cluster_local()),
+            trust_domain_aliases: self
+                .trust_domain_aliases
+                .iter()
+                .filter_map(|td| TrustDomain::new(td).ok())
+                .collect(),
+            sources: self.identity_sources.clone(),
+        }
+    }
+
+    /// Parses and checks the configuration bytes. `None` or empty bytes is an error: the
+    /// policies are the reason the plugin exists, so their absence is a deployment mistake
+    /// (an explicit `"policies": []` allows everything, as Istio does without policies).
+    pub fn parse(bytes: Option<&[u8]>) -> Result<PluginConfig, Vec<ConfigError>> {
+        let bytes = bytes.unwrap_or_default();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(vec![ConfigError::new(
+                "policies",
+                "the plugin configuration is empty; it needs at least \"policies\" ([] allows every request)",
+            )]);
+        }
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            vec![ConfigError::new(
+                "(configuration)",
+                format!("not valid JSON: {e}"),
+            )]
+        })?;
+        let Value::Object(object) = value else {
+            return Err(vec![ConfigError::new(
+                "(configuration)",
+                format!("must be a JSON object, got {}", kind_of(&value)),
+            )]);
+        };
+        Self::from_object(object)
+    }
+
+    fn from_object(mut object: Map<String, Value>) -> Result<PluginConfig, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut config = PluginConfig::default();
+
+        for key in object.keys() {
+            if !FIELDS.contains(&key.as_str()) {
+                errors.push(ConfigError::new(
+                    key.clone(),
+                    format!("unknown field, expected one of {}", FIELDS.join(", ")),
+                ));
+            }
+        }
+
+        if let Some(v) = take::<String>(&mut object, "trustDomain", &mut errors) {
+            match TrustDomain::new(&v) {
+                Ok(_) => config.trust_domain = v,
+                Err(e) => errors.push(ConfigError::new("trustDomain", format!("{v:?}: {e}"))),
+            }
+        }
+        if let Some(v) = take::<Vec<String>>(&mut object, "trustDomainAliases", &mut errors) {
+            for (i, alias) in v.iter().enumerate() {
+                if let Err(e) = TrustDomain::new(alias) {
+                    errors.push(ConfigError::new(
+                        format!("trustDomainAliases[{i}]"),
+                        format!("{alias:?}: {e}"),
+                    ));
+                }
+            }
+            config.trust_domain_aliases = v;
+        }
+        if let Some(v) = take::<String>(&mut object, "rootNamespace", &mut errors) {
+            if v.is_empty() {
+                errors.push(ConfigError::new("rootNamespace", "must not be empty"));
+            }
+            config.root_namespace = v;
+        }
+        if let Some(v) = take::<WorkloadConfig>(&mut object, "workload", &mut errors) {
+            if v.namespace.is_empty() {
+                errors.push(ConfigError::new("workload.namespace", "must not be empty"));
+            }
+            config.workload = Some(Workload {
+                namespace: v.namespace,
+                labels: v.labels,
+            });
+        }
+        if let Some(v) = take::<String>(&mut object, "pathNormalization", &mut errors) {
+            match parse_path_normalization(&v) {
+                Some(n) => config.path_normalization = n,
+                None => errors.push(ConfigError::new(
+                    "pathNormalization",
+                    format!(
+                        "{v:?}: unknown option, expected NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES"
+                    ),
+                )),
+            }
+        }
+        if let Some(v) = take(&mut object, "mtlsMode", &mut errors) {
+            config.mtls_mode = v;
+        }
+        if let Some(v) = take::<Vec<IdentitySource>>(&mut object, "identitySources", &mut errors) {
+            if v.is_empty() {
+                errors.push(ConfigError::new(
+                    "identitySources",
+                    "must name at least one source (connectionAttributes, peerCertificate, xfcc)",
+                ));
+            }
+            for (i, s) in v.iter().enumerate() {
+                if v.get(..i).is_some_and(|before| before.contains(s)) {
+                    errors.push(ConfigError::new(
+                        format!("identitySources[{i}]"),
+                        format!("{s:?} is listed twice"),
+                    ));
+                }
+            }
+            config.identity_sources = v;
+        }
+        if let Some(v) = take::<DenyResponse>(&mut object, "denyResponse", &mut errors) {
+            if !(400..=599).contains(&v.status) {
+                errors.push(ConfigError::new(
+                    "denyResponse.status",
+                    format!(
+                        "{}: a denial must answer with a 4xx or 5xx status",
+                        v.status
+                    ),
+                ));
+            }
+            for name in v.headers.keys() {
+                if let Err(m) = check_header_name(name) {
+                    errors.push(ConfigError::new(format!("denyResponse.headers.{name}"), m));
+                }
+            }
+            config.deny_response = v;
+        }
+        if let Some(v) = take(&mut object, "type", &mut errors) {
+            config.filter_type = v;
+        }
+        if let Some(v) = take(&mut object, "logLevel", &mut errors) {
+            config.log_level = v;
+        }
+        if let Some(v) = take(&mut object, "denialLogLevel", &mut errors) {
+            config.denial_log_level = v;
+        }
+        if let Some(v) = take::<String>(&mut object, "decisionHeader", &mut errors) {
+            if let Err(m) = check_header_name(&v) {
+                errors.push(ConfigError::new("decisionHeader", m));
+            }
+            config.decision_header = Some(v);
+        }
+        if let Some(v) = take(&mut object, "decisionMetadata", &mut errors) {
+            config.decision_metadata = v;
+        }
+        match object.remove("policies") {
+            None => errors.push(ConfigError::new(
+                "policies",
+                "required: the list of AuthorizationPolicy objects ([] allows every request)",
+            )),
+            Some(v) => match parse_policies(&v) {
+                Ok(p) => config.policies = p,
+                Err(e) => errors.extend(
+                    e.into_iter()
+                        .map(|e| ConfigError::new("policies", e.to_string())),
+                ),
+            },
+        }
+
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Removes `key` and deserializes it; a JSON `null` counts as absent (proto3 JSON of a Struct
+/// may carry it), a wrong shape becomes an error naming the field.
+fn take<T: serde::de::DeserializeOwned>(
+    object: &mut Map<String, Value>,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    match object.remove(key)? {
+        Value::Null => None,
+        value => match serde_json::from_value(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.push(ConfigError::new(key, e.to_string()));
+                None
+            }
+        },
+    }
+}
+
+/// Istio `meshConfig.pathNormalization.normalization` names.
+// TODO(normalize): use `PathNormalization`'s own FromStr once it lands.
+fn parse_path_normalization(name: &str) -> Option<PathNormalization> {
+    match name {
+        "NONE" => Some(PathNormalization::None),
+        "BASE" | "DEFAULT" => Some(PathNormalization::Base),
+        "MERGE_SLASHES" => Some(PathNormalization::MergeSlashes),
+        "DECODE_AND_MERGE_SLASHES" => Some(PathNormalization::DecodeAndMergeSlashes),
+        _ => None,
+    }
+}
+
+/// HTTP header names as Envoy accepts them for added headers: a lower-case RFC 9110 token,
+/// no pseudo-headers.
+fn check_header_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("header name must not be empty".to_string());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "!#$%&'*+-.^_`|~".contains(*c)))
+    {
+        return Err(format!(
+            "{name:?}: {c:?} is not allowed in a header name (lower-case token characters)"
+        ));
+    }
+    Ok(())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,402 @@
+//! One HTTP stream: collect the facts the policies need, decide, continue or deny.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use crate::config::{LogLevel, MtlsMode};
+use crate::engine::{Decision, HttpRequest, Request, RequestAuth, Verdict};
+use crate::identity::{IdentitySource, PeerIdentity};
+
+use super::facts::{
+    decode_pairs, decode_socket_address, decode_str, decode_struct_value, decode_u64,
+};
+use super::host::{Host, HostError};
+use super::identity::{establish_identity, fetch_connection_identity, needs_clock, XFCC_HEADER};
+use super::plugin::{ConnectionCache, ConnectionFacts, Counters, Plugin, LOG_PREFIX};
+use super::report::{decision_summary, principal_for_log, report, response_details};
+
+/// What the glue tells the SDK to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Stop iteration: after a local response (Envoy ignores the value then), or on a denied
+    /// TCP connection that is being closed.
+    Pause,
+}
+
+/// Response code details when no configuration is in force or a host call failed.
+pub const DETAILS_NOT_CONFIGURED: &str = "spiffe_authz_not_configured";
+pub const DETAILS_HOST_ERROR: &str = "spiffe_authz_host_error";
+/// STRICT mTLS: the peer has no verified identity (Istio would have refused the handshake).
+pub const DETAILS_MTLS_REQUIRED: &str = "spiffe_authz_mtls_required";
+
+/// Istio's request authentication result, as its `istio_authn` filter writes it to dynamic
+/// metadata (keys `request.auth.principal`, `.audiences`, `.presenter`, `.claims`; read by
+/// Istio's own RBAC filter from the same place).
+pub const AUTHN_METADATA: [&str; 3] = ["metadata", "filter_metadata", "istio_authn"];
+
+#[derive(Debug)]
+pub struct HttpStream {
+    plugin: Option<Rc<Plugin>>,
+    connections: Rc<RefCell<ConnectionCache>>,
+    /// The debug decision header for an allowed request, added in `on_response_headers`.
+    pending_header: Option<String>,
+}
+
+/// The outcome of evaluating one request (before acting on it).
+enum Outcome {
+    Decided(Decision),
+    /// STRICT mTLS and no verified peer.
+    MtlsRequired,
+}
+
+impl HttpStream {
+    pub fn new(plugin: Option<Rc<Plugin>>, connections: Rc<RefCell<ConnectionCache>>) -> Self {
+        HttpStream {
+            plugin,
+            connections,
+            pending_header: None,
+        }
+    }
+
+    pub fn on_request_headers<H: Host + ?Sized>(&mut self, host: &H) -> Action {
+        let Some(plugin) = self.plugin.clone() else {
+            host.log(
+                LogLevel::Error,
+                &format!("{LOG_PREFIX}: denied: no configuration is in force"),
+            );
+            let deny = crate::config::DenyResponse::default();
+            let _ = host.send_local_response(
+                u32::from(deny.status),
+                DETAILS_NOT_CONFIGURED,
+                deny.body.as_bytes(),
+                &[],
+            );
+            return Action::Pause;
+        };
+        match self.evaluate(&plugin, host) {
+            Ok(action) => action,
+            Err(e) => {
+                // Fail closed: a fact we could not read might have been the one that denies.
+                plugin.log(
+                    host,
+                    LogLevel::Error,
+                    &format!("denied: a host call failed: {e}"),
+                );
+                Counters::bump(host, plugin.counters.denied);
+                deny(&plugin, host, DETAILS_HOST_ERROR, None);
+                Action::Pause
+            }
+        }
+    }
+
+    pub fn on_response_headers<H: Host + ?Sized>(&mut self, host: &H) -> Action {
+        if let (Some(plugin), Some(value)) = (&self.plugin, self.pending_header.take()) {
+            if let Some(name) = &plugin.config.decision_header {
+                let _ = host.add_response_header(name, &value);
+            }
+        }
+        Action::Continue
+    }
+
+    fn evaluate<H: Host + ?Sized>(
+        &mut self,
+        plugin: &Plugin,
+        host: &H,
+    ) -> Result<Action, HostError> {
+        let needs = &plugin.needs;
+        let raw_headers = host.request_headers()?;
+        let Some(pairs) = decode_pairs(&raw_headers) else {
+            return Err(HostError {
+                call: "proxy_get_header_map_pairs",
+                subject: "request headers".to_string(),
+                status: super::host::HostStatus::SerializationFailure,
+            });
+        };
+        // Lossy, not skipped: a DENY rule on `/admin/*` must still see `/admin/\xff`.
+        let owned: Vec<(Cow<'_, str>, Cow<'_, str>)> = pairs
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+            .collect();
+        let headers: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        let pseudo = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| *v)
+        };
+        let (method, path, authority) = (pseudo(":method"), pseudo(":path"), pseudo(":authority"));
+
+        let connection = self.connection_facts(plugin, host)?;
+        let xfcc = headers
+            .iter()
+            .find(|(k, _)| *k == XFCC_HEADER)
+            .map(|(_, v)| *v);
+        let peer: Option<PeerIdentity> = match (&connection.peer, xfcc) {
+            // XFCC is per request: establish again with this request's header.
+            (Some(_), Some(xfcc)) if plugin.identity.sources.contains(&IdentitySource::Xfcc) => {
+                let now = clock(plugin, host)?;
+                Some(establish_identity(
+                    &connection.identity_facts,
+                    Some(xfcc),
+                    &plugin.identity,
+                    now,
+                ))
+            }
+            (peer, _) => peer.clone(),
+        };
+        let principal_text = principal_for_log(peer.as_ref());
+        let what = format!("method={method:?} host={authority:?} path={path:?}");
+
+        let outcome = if plugin.config.mtls_mode == MtlsMode::Strict
+            && !matches!(peer, Some(PeerIdentity::Verified(_)))
+        {
+            Outcome::MtlsRequired
+        } else {
+            let (remote_ip, direct_remote_ip) = if needs.remote_ip || needs.direct_remote_ip {
+                source_ips(host)?
+            } else {
+                (None, None)
+            };
+            let authn = if needs.request_auth {
+                request_auth(host)?
+            } else {
+                None
+            };
+            let audiences: Vec<&str> = authn
+                .as_ref()
+                .map(|a| a.audiences.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            let request = Request {
+                principal: peer.as_ref().and_then(PeerIdentity::principal),
+                direct_remote_ip,
+                remote_ip,
+                destination_ip: connection.destination.map(|a| a.ip()),
+                destination_port: connection.destination.map(|a| a.port()),
+                sni: connection.sni.as_deref(),
+                http: Some(HttpRequest {
+                    method,
+                    path,
+                    host: authority,
+                    headers: &headers,
+                }),
+                request_auth: authn.as_ref().map(|a| RequestAuth {
+                    principal: a.principal.as_str(),
+                    audiences: &audiences,
+                    presenter: a.presenter.as_deref(),
+                    claims: a.claims.as_ref(),
+                }),
+            };
+            Outcome::Decided(plugin.engine.decide(&request))
+        };
+
+        match outcome {
+            Outcome::MtlsRequired => {
+                Counters::bump(host, plugin.counters.denied);
+                plugin.log(
+                    host,
+                    plugin.config.denial_log_level,
+                    &format!(
+                        "denied principal={principal_text} {what} policy=none rule=- (mtlsMode STRICT requires a verified peer identity)"
+                    ),
+                );
+                deny(
+                    plugin,
+                    host,
+                    DETAILS_MTLS_REQUIRED,
+                    Some("deny; policy=none; mtls=STRICT"),
+                );
+                Ok(Action::Pause)
+            }
+            Outcome::Decided(decision) => {
+                report(plugin, host, &decision, &principal_text, &what);
+                let summary = decision_summary(decision.verdict, &decision.reason);
+                if plugin.config.decision_metadata {
+                    let _ = host.set_property(&["spiffe_authz.decision"], summary.as_bytes());
+                }
+                match decision.verdict {
+                    Verdict::Allow => {
+                        if plugin.config.decision_header.is_some() {
+                            self.pending_header = Some(summary);
+                        }
+                        Ok(Action::Continue)
+                    }
+                    Verdict::Deny => {
+                        deny(
+                            plugin,
+                            host,
+                            &response_details(&decision.reason),
+                            Some(&summary),
+                        );
+                        Ok(Action::Pause)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connection-level facts: from the cache when the plugin caches them and the host tells
+    /// the connection id, else fetched now.
+    fn connection_facts<H: Host + ?Sized>(
+        &self,
+        plugin: &Plugin,
+        host: &H,
+    ) -> Result<Rc<ConnectionFacts>, HostError> {
+        let id = if plugin.cache_connection_facts {
+            host.property(&["connection_id"])?
+                .as_deref()
+                .and_then(decode_u64)
+        } else {
+            None
+        };
+        if let Some(id) = id {
+            if let Some(facts) = self.connections.borrow().get(id) {
+                return Ok(facts);
+            }
+        }
+        let facts = Rc::new(fetch_connection(plugin, host)?);
+        if let Some(id) = id {
+            self.connections.borrow_mut().insert(id, Rc::clone(&facts));
+        }
+        Ok(facts)
+    }
+}
+
+/// The facts that are the same for every request on a connection, as far as policies need
+/// them.
+pub(crate) fn fetch_connection<H: Host + ?Sized>(
+    plugin: &Plugin,
+    host: &H,
+) -> Result<ConnectionFacts, HostError> {
+    let needs = &plugin.needs;
+    let mut facts = ConnectionFacts::default();
+    if plugin.needs_identity() {
+        facts.identity_facts = fetch_connection_identity(host, &plugin.identity.sources)?;
+        let now = clock(plugin, host)?;
+        facts.peer = Some(establish_identity(
+            &facts.identity_facts,
+            None,
+            &plugin.identity,
+            now,
+        ));
+    }
+    if needs.destination_ip || needs.destination_port {
+        // One call gives both: `destination.address` is `ip:port`.
+        facts.destination = host
+            .property(&["destination", "address"])?
+            .as_deref()
+            .and_then(decode_socket_address);
+    }
+    if needs.sni {
+        facts.sni = host
+            .property(&["connection", "requested_server_name"])?
+            .as_deref()
+            .and_then(decode_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+    }
+    Ok(facts)
+}
+
+/// Seconds since the epoch from the host, asked only when a source checks certificate validity.
+fn clock<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<u64, HostError> {
+    if needs_clock(&plugin.identity.sources) {
+        Ok(host.now_unix_nanos()? / 1_000_000_000)
+    } else {
+        Ok(0)
+    }
+}
+
+/// `(remote_ip, direct_remote_ip)` from `source.address`. In an HTTP filter Envoy reports its
+/// trusted client address there: derived from `x-forwarded-for` (then with port 0) when the
+/// HCM does not use the remote address, else the socket peer (`envoy-properties.md` §2). So the
+/// address is Istio's `remote.ip`; it is the direct peer (`ipBlocks`, `source.ip`) only when it
+/// carries a real port. Otherwise the direct peer is unknown, and an unknown fact never
+/// matches a positive rule.
+fn source_ips<H: Host + ?Sized>(host: &H) -> Result<(Option<IpAddr>, Option<IpAddr>), HostError> {
+    let source = host
+        .property(&["source", "address"])?
+        .as_deref()
+        .and_then(decode_socket_address);
+    Ok(match source {
+        Some(addr) if addr.port() != 0 => (Some(addr.ip()), Some(addr.ip())),
+        Some(addr) => (Some(addr.ip()), None),
+        None => (None, None),
+    })
+}
+
+struct AuthnFacts {
+    principal: String,
+    audiences: Vec<String>,
+    presenter: Option<String>,
+    claims: Option<serde_json::Value>,
+}
+
+/// Reads the whole `istio_authn` metadata struct in one call.
+fn request_auth<H: Host + ?Sized>(host: &H) -> Result<Option<AuthnFacts>, HostError> {
+    let Some(bytes) = host.property(&AUTHN_METADATA)? else {
+        return Ok(None);
+    };
+    let Some(pairs) = decode_pairs(&bytes) else {
+        return Ok(None);
+    };
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name.as_bytes())
+            .map(|(_, v)| *v)
+    };
+    let Some(principal) = field("request.auth.principal")
+        .and_then(decode_str)
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    let audiences = match field("request.auth.audiences").map(decode_struct_value) {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s],
+        _ => Vec::new(),
+    };
+    Ok(Some(AuthnFacts {
+        principal: principal.to_string(),
+        audiences,
+        presenter: field("request.auth.presenter")
+            .and_then(decode_str)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+        claims: field("request.auth.claims").map(decode_struct_value),
+    }))
+}
+
+/// Sends the configured deny response, naming the policy in the response code details.
+fn deny<H: Host + ?Sized>(plugin: &Plugin, host: &H, details: &str, summary: Option<&str>) {
+    let deny = &plugin.config.deny_response;
+    let mut headers: Vec<(&str, &str)> = deny
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if let (Some(name), Some(summary)) = (&plugin.config.decision_header, summary) {
+        headers.push((name.as_str(), summary));
+    }
+    if let Err(e) = host.send_local_response(
+        u32::from(deny.status),
+        details,
+        deny.body.as_bytes(),
+        &headers,
+    ) {
+        plugin.log(
+            host,
+            LogLevel::Error,
+            &format!("deny response not sent: {e}"),
+        );
+    }
+}

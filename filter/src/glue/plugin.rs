@@ -1,0 +1,373 @@
+//! The root context's job: configure atomically, define counters, hand the configured plugin to
+//! every stream.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use crate::config::{ConfigError, FilterType, LogLevel, MtlsMode, PluginConfig};
+use crate::engine::{Engine, EngineConfig, Needs, Warning, Workload};
+use crate::identity::{IdentitySettings, IdentitySource, PeerIdentity};
+
+use super::facts::{decode_pairs, decode_str};
+use super::host::{Host, HostError};
+use super::http::HttpStream;
+use super::identity::ConnectionIdentityFacts;
+use super::tcp::TcpStream;
+
+/// Every log line starts with this, so users can tell whose line it is (Envoy adds the
+/// configured plugin name too, other hosts may not).
+pub const LOG_PREFIX: &str = "spiffe-authz";
+
+/// Counter names, shaped like Envoy's RBAC filter stats (`<prefix>.rbac.allowed`, `denied`,
+/// `shadow_allowed`, `shadow_denied`; `docs/root/configuration/http/http_filters/rbac_filter.rst`).
+/// Envoy files proxy-wasm metrics under its `wasmcustom` stats namespace.
+pub const COUNTER_ALLOWED: &str = "spiffe_authz.rbac.allowed";
+pub const COUNTER_DENIED: &str = "spiffe_authz.rbac.denied";
+pub const COUNTER_SHADOW_ALLOWED: &str = "spiffe_authz.rbac.shadow_allowed";
+pub const COUNTER_SHADOW_DENIED: &str = "spiffe_authz.rbac.shadow_denied";
+pub const COUNTER_AUDITED: &str = "spiffe_authz.rbac.audited";
+pub const COUNTER_CONFIG_REJECTED: &str = "spiffe_authz.config_rejected";
+
+/// Host metric ids; `None` when the host refused to define one (counting is then skipped,
+/// deciding is not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub allowed: Option<u32>,
+    pub denied: Option<u32>,
+    pub shadow_allowed: Option<u32>,
+    pub shadow_denied: Option<u32>,
+    pub audited: Option<u32>,
+    pub config_rejected: Option<u32>,
+}
+
+impl Counters {
+    pub fn define<H: Host + ?Sized>(host: &H) -> Counters {
+        let define = |name: &str| match host.define_counter(name) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("{LOG_PREFIX}: counter {name} not defined: {e}"),
+                );
+                None
+            }
+        };
+        Counters {
+            allowed: define(COUNTER_ALLOWED),
+            denied: define(COUNTER_DENIED),
+            shadow_allowed: define(COUNTER_SHADOW_ALLOWED),
+            shadow_denied: define(COUNTER_SHADOW_DENIED),
+            audited: define(COUNTER_AUDITED),
+            config_rejected: define(COUNTER_CONFIG_REJECTED),
+        }
+    }
+
+    pub fn bump<H: Host + ?Sized>(host: &H, id: Option<u32>) {
+        if let Some(id) = id {
+            // A lost count must not fail a request.
+            let _ = host.increment_counter(id, 1);
+        }
+    }
+}
+
+/// A configuration that passed every check, compiled. Immutable; streams hold an `Rc` to the
+/// one that was current when they started, so a new configuration never changes a decision
+/// half-way.
+#[derive(Debug)]
+pub struct Plugin {
+    /// The configuration without its policies (they live compiled in `engine`).
+    pub config: PluginConfig,
+    pub engine: Engine,
+    pub needs: Needs,
+    /// Trust domains and sources for `identity::establish`, built once.
+    pub identity: IdentitySettings,
+    pub counters: Counters,
+    /// Whether per-connection facts are worth caching by connection id (it costs one host call
+    /// per request, so only when it saves more than one).
+    pub cache_connection_facts: bool,
+}
+
+impl Plugin {
+    /// Logs `message` if `level` passes the configured `logLevel`.
+    pub fn log<H: Host + ?Sized>(&self, host: &H, level: LogLevel, message: &str) {
+        if level >= self.config.log_level {
+            host.log(level, &format!("{LOG_PREFIX}: {message}"));
+        }
+    }
+
+    /// Whether deciding needs the peer's identity at all.
+    pub fn needs_identity(&self) -> bool {
+        self.needs.principal || self.config.mtls_mode == MtlsMode::Strict
+    }
+
+    /// Host calls one connection's facts cost without the cache.
+    fn connection_fact_calls(config: &PluginConfig, needs: &Needs) -> usize {
+        let identity = needs.principal || config.mtls_mode == MtlsMode::Strict;
+        let sources = &config.identity_sources;
+        let mut calls = 0;
+        if identity {
+            calls += 1; // connection.mtls
+        }
+        if identity && sources.contains(&IdentitySource::ConnectionAttributes) {
+            calls += 1;
+        }
+        if identity && sources.contains(&IdentitySource::PeerCertificate) {
+            calls += 1;
+        }
+        if needs.destination_ip || needs.destination_port {
+            calls += 1;
+        }
+        if needs.sni {
+            calls += 1;
+        }
+        calls
+    }
+}
+
+/// Facts that do not change during a connection, as fetched for the first request on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    /// The identity from the connection alone; `None` when nothing needs the identity.
+    pub peer: Option<PeerIdentity>,
+    pub identity_facts: ConnectionIdentityFacts,
+    pub destination: Option<SocketAddr>,
+    pub sni: Option<String>,
+}
+
+/// Connection facts by Envoy connection id (`connection_id`, unique per Envoy process).
+/// HTTP filter contexts are per stream and proxy-wasm tells a filter nothing when a connection
+/// closes, so the cache is bounded instead: when full it starts over, which costs a refetch,
+/// never a wrong answer.
+#[derive(Debug, Default)]
+pub struct ConnectionCache {
+    entries: BTreeMap<u64, Rc<ConnectionFacts>>,
+}
+
+impl ConnectionCache {
+    pub const CAPACITY: usize = 1024;
+
+    pub fn get(&self, id: u64) -> Option<Rc<ConnectionFacts>> {
+        self.entries.get(&id).cloned()
+    }
+
+    pub fn insert(&mut self, id: u64, facts: Rc<ConnectionFacts>) {
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.clear();
+        }
+        self.entries.insert(id, facts);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// The state of one root context.
+#[derive(Debug, Default)]
+pub struct Root {
+    counters: Option<Counters>,
+    plugin: Option<Rc<Plugin>>,
+    connections: Rc<RefCell<ConnectionCache>>,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        Root::default()
+    }
+
+    /// `on_configure`: parse, check and compile the new configuration; swap it in only if all
+    /// of it is good. Every error is logged with its field path; `false` makes the host reject
+    /// the configuration (Envoy keeps the old one or refuses to start).
+    pub fn on_configure<H: Host + ?Sized>(&mut self, host: &H) -> bool {
+        let counters = *self.counters.get_or_insert_with(|| Counters::define(host));
+        match configure(host, counters) {
+            Ok((plugin, warnings)) => {
+                for w in &warnings {
+                    plugin.log(host, LogLevel::Warn, &format!("configuration: {}", w.0));
+                }
+                plugin.log(
+                    host,
+                    LogLevel::Info,
+                    &format!(
+                        "configured: workload {}, {} mode, needs {:?}",
+                        plugin
+                            .config
+                            .workload
+                            .as_ref()
+                            .map_or("?", |w| w.namespace.as_str()),
+                        match plugin.config.filter_type {
+                            FilterType::Http => "HTTP",
+                            FilterType::Network => "NETWORK",
+                        },
+                        plugin.needs
+                    ),
+                );
+                self.plugin = Some(Rc::new(plugin));
+                self.connections.borrow_mut().clear();
+                true
+            }
+            Err(errors) => {
+                for e in &errors {
+                    host.log(
+                        LogLevel::Error,
+                        &format!("{LOG_PREFIX}: configuration rejected: {e}"),
+                    );
+                }
+                host.log(
+                    LogLevel::Error,
+                    &format!(
+                        "{LOG_PREFIX}: configuration rejected with {} error(s); {}",
+                        errors.len(),
+                        if self.plugin.is_some() {
+                            "the previous configuration stays in force"
+                        } else {
+                            "no configuration is in force: every request is denied"
+                        }
+                    ),
+                );
+                Counters::bump(host, counters.config_rejected);
+                false
+            }
+        }
+    }
+
+    pub fn plugin(&self) -> Option<&Rc<Plugin>> {
+        self.plugin.as_ref()
+    }
+
+    /// The SDK must know the context type when a stream context is created.
+    pub fn filter_type(&self) -> FilterType {
+        self.plugin
+            .as_ref()
+            .map_or(FilterType::Http, |p| p.config.filter_type)
+    }
+
+    pub fn new_http_stream(&self) -> HttpStream {
+        HttpStream::new(self.plugin.clone(), Rc::clone(&self.connections))
+    }
+
+    pub fn new_tcp_stream(&self) -> TcpStream {
+        TcpStream::new(self.plugin.clone())
+    }
+
+    pub fn cached_connections(&self) -> usize {
+        self.connections.borrow().len()
+    }
+}
+
+/// Configuration bytes -> compiled plugin, or every error found.
+pub fn configure<H: Host + ?Sized>(
+    host: &H,
+    counters: Counters,
+) -> Result<(Plugin, Vec<Warning>), Vec<ConfigError>> {
+    let bytes = host.plugin_configuration().map_err(|e| {
+        vec![ConfigError {
+            field: "(configuration)".to_string(),
+            message: format!("cannot read the plugin configuration: {e}"),
+        }]
+    })?;
+    let mut config = PluginConfig::parse(bytes.as_deref())?;
+    let workload = match config.workload.clone() {
+        Some(w) => w,
+        None => node_workload(host)?,
+    };
+    config.workload = Some(workload.clone());
+    let engine_config = EngineConfig {
+        root_namespace: config.root_namespace.clone(),
+        trust_domain: config.trust_domain.clone(),
+        trust_domain_aliases: config.trust_domain_aliases.clone(),
+        workload,
+        path_normalization: config.path_normalization,
+    };
+    let policies = std::mem::take(&mut config.policies);
+    let (engine, warnings) = Engine::compile(&policies, &engine_config).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| ConfigError {
+                field: "policies".to_string(),
+                message: e.to_string(),
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let needs = engine.needs();
+    let cache_connection_facts = Plugin::connection_fact_calls(&config, &needs) >= 2;
+    let identity = config.identity_settings();
+    Ok((
+        Plugin {
+            config,
+            engine,
+            needs,
+            identity,
+            counters,
+            cache_connection_facts,
+        },
+        warnings,
+    ))
+}
+
+/// Istio's node metadata `NAMESPACE` and `LABELS` (`pkg/model/proxy.go`), read as
+/// `xds.node.metadata.*` (Envoy >= 1.33) with the legacy `node.metadata.*` as fallback.
+fn node_workload<H: Host + ?Sized>(host: &H) -> Result<Workload, Vec<ConfigError>> {
+    let error = |field: &str, message: String| {
+        vec![ConfigError {
+            field: field.to_string(),
+            message,
+        }]
+    };
+    let read = |key: &str| -> Result<Option<Vec<u8>>, HostError> {
+        match host.property(&["xds", "node", "metadata", key])? {
+            Some(v) => Ok(Some(v)),
+            None => host.property(&["node", "metadata", key]),
+        }
+    };
+    let namespace = read("NAMESPACE").map_err(|e| {
+        error(
+            "workload",
+            format!("cannot read node metadata NAMESPACE: {e}"),
+        )
+    })?;
+    let namespace = match namespace.as_deref().and_then(decode_str) {
+        Some(ns) if !ns.is_empty() => ns.to_string(),
+        _ => {
+            return Err(error(
+                "workload",
+                "not set, and the node metadata has no NAMESPACE (not an Istio sidecar?): set workload {namespace, labels} for a standalone Envoy".to_string(),
+            ))
+        }
+    };
+    let labels_bytes = read("LABELS")
+        .map_err(|e| error("workload", format!("cannot read node metadata LABELS: {e}")))?;
+    let mut labels = BTreeMap::new();
+    if let Some(bytes) = labels_bytes {
+        let pairs = decode_pairs(&bytes).ok_or_else(|| {
+            error(
+                "workload",
+                "node metadata LABELS is not a map of strings".to_string(),
+            )
+        })?;
+        for (k, v) in pairs {
+            match (decode_str(k), decode_str(v)) {
+                (Some(k), Some(v)) => {
+                    labels.insert(k.to_string(), v.to_string());
+                }
+                _ => {
+                    return Err(error(
+                        "workload",
+                        "node metadata LABELS holds a label that is not UTF-8".to_string(),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(Workload { namespace, labels })
+}
