@@ -1,4 +1,31 @@
 //! Istio's path normalization options, applied before path matching.
+//!
+//! Istio does not normalize paths itself: pilot turns `meshConfig.pathNormalization` into
+//! Envoy HTTP connection manager (HCM) settings, and Envoy's RBAC filter matches the result
+//! (pilot `networking/core` listener builder):
+//!
+//! | Istio option               | `normalize_path` | `merge_slashes` | `path_with_escaped_slashes_action` |
+//! |----------------------------|------------------|-----------------|------------------------------------|
+//! | `NONE`                     | false            | false           | `KEEP_UNCHANGED`                   |
+//! | `BASE` (and `DEFAULT`)     | true             | false           | `KEEP_UNCHANGED`                   |
+//! | `MERGE_SLASHES`            | true             | true            | `KEEP_UNCHANGED`                   |
+//! | `DECODE_AND_MERGE_SLASHES` | true             | true            | `UNESCAPE_AND_FORWARD`             |
+//!
+//! [`normalize_path`] replays what Envoy's HCM does with those settings
+//! (`ConnectionManagerUtility::maybeNormalizePath`, `source/common/http/path_utility.cc`):
+//! reject a `#fragment`; unescape `%2F`/`%5C` (decode option only); strip parameters from
+//! `.;`/`..;` segments; canonicalize with Chromium's URL path rules (RFC 3986 dot-segment
+//! removal, `\` as `/`, `%2E` as `.`, percent-decoding of unreserved characters, escaping of
+//! characters a path may not hold, rejecting `%00`); merge slashes. Then, like Envoy's RBAC
+//! path matcher (`PathUtil::removeQueryAndFragment`), it drops the `?query`.
+//!
+//! Inside a sidecar the wasm filter already sees the HCM-normalized `:path`; normalizing again
+//! is harmless because every step is idempotent, and it protects hosts (or tests) that did not
+//! normalize.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
 
 /// Istio `meshConfig.pathNormalization.normalization` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -8,4 +35,439 @@ pub enum PathNormalization {
     Base,
     MergeSlashes,
     DecodeAndMergeSlashes,
+}
+
+/// An unknown `pathNormalization` name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown path normalization {0:?}: expected one of NONE, BASE, MERGE_SLASHES, \
+     DECODE_AND_MERGE_SLASHES"
+)]
+pub struct UnknownPathNormalization(pub String);
+
+impl PathNormalization {
+    /// The name Istio's mesh config uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathNormalization::None => "NONE",
+            PathNormalization::Base => "BASE",
+            PathNormalization::MergeSlashes => "MERGE_SLASHES",
+            PathNormalization::DecodeAndMergeSlashes => "DECODE_AND_MERGE_SLASHES",
+        }
+    }
+
+    fn canonicalizes(self) -> bool {
+        self != PathNormalization::None
+    }
+
+    fn merges_slashes(self) -> bool {
+        matches!(
+            self,
+            PathNormalization::MergeSlashes | PathNormalization::DecodeAndMergeSlashes
+        )
+    }
+
+    fn unescapes_slashes(self) -> bool {
+        self == PathNormalization::DecodeAndMergeSlashes
+    }
+}
+
+impl FromStr for PathNormalization {
+    type Err = UnknownPathNormalization;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "NONE" => Ok(PathNormalization::None),
+            // Istio's enum value DEFAULT means BASE.
+            "BASE" | "DEFAULT" => Ok(PathNormalization::Base),
+            "MERGE_SLASHES" => Ok(PathNormalization::MergeSlashes),
+            "DECODE_AND_MERGE_SLASHES" => Ok(PathNormalization::DecodeAndMergeSlashes),
+            other => Err(UnknownPathNormalization(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for PathNormalization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PathNormalization {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for PathNormalization {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A path Envoy would not forward; the engine denies such a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path is empty")]
+    Empty,
+    /// HCM answers 404 to a `:path` that is not origin-form.
+    #[error("path must start with '/'")]
+    NotAbsolute,
+    /// HCM's default `http_reject_path_with_fragment`: RFC 3986 3.5 forbids it in a request.
+    #[error("path must not contain a '#' fragment")]
+    Fragment,
+    /// Envoy's HTTP codecs never pass NUL, CR or LF in a header value.
+    #[error("path contains NUL, CR or LF")]
+    ForbiddenCharacter,
+    /// Chromium's path canonicalizer fails on an escaped NUL, and the HCM then rejects.
+    #[error("path contains an escaped NUL (%00)")]
+    EscapedNul,
+    /// Normalization did not settle; never seen, kept so a surprise fails closed.
+    #[error("path normalization did not reach a fixed point")]
+    Unstable,
+}
+
+/// The path Istio's RBAC matchers compare against for `mode`: the HCM-normalized path
+/// without the `?query`. Borrows when nothing changes.
+pub fn normalize_path(path: &str, mode: PathNormalization) -> Result<Cow<'_, str>, PathError> {
+    if path.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if path.contains('#') {
+        return Err(PathError::Fragment);
+    }
+    if path.contains(['\0', '\r', '\n']) {
+        return Err(PathError::ForbiddenCharacter);
+    }
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let path_only = path.split_once('?').map_or(path, |(p, _)| p);
+    let mut current = Cow::Borrowed(path_only);
+    // Envoy makes one pass. For a few inputs one pass is not a fixed point (`\..;` or
+    // `%2e.;` only become a `..;` segment during canonicalization), and the engine may see a
+    // path the HCM already normalized: passes repeat until nothing changes, which is also
+    // what a backend that normalizes again would read. Every changing pass after the first
+    // shortens the path, so this ends; the bound is a guard.
+    for _ in 0..MAX_PASSES {
+        match one_pass(&current, mode)? {
+            None => return Ok(current),
+            Some(next) => current = Cow::Owned(next),
+        }
+    }
+    Err(PathError::Unstable)
+}
+
+const MAX_PASSES: usize = 8;
+
+/// The HCM steps once (`ConnectionManagerUtility::maybeNormalizePath` order); `None` when the
+/// path did not change.
+fn one_pass(path: &str, mode: PathNormalization) -> Result<Option<String>, PathError> {
+    let mut current = Cow::Borrowed(path);
+    if mode.unescapes_slashes() {
+        replace_if_changed(&mut current, unescape_slashes);
+    }
+    if mode.canonicalizes() {
+        replace_if_changed(&mut current, strip_dot_segment_parameters);
+        if let Some(canonical) = canonicalize_path(&current)? {
+            current = Cow::Owned(canonical);
+        }
+    }
+    if mode.merges_slashes() {
+        replace_if_changed(&mut current, merge_slashes);
+    }
+    Ok(match current {
+        Cow::Owned(changed) if changed != path => Some(changed),
+        _ => None,
+    })
+}
+
+fn replace_if_changed(current: &mut Cow<'_, str>, step: impl Fn(&str) -> Option<String>) {
+    if let Some(changed) = step(current) {
+        *current = Cow::Owned(changed);
+    }
+}
+
+/// Envoy `PathUtil::unescapeSlashes` on a path without query: `%2F`/`%2f` -> `/`,
+/// `%5C`/`%5c` -> `\`, one pass, left to right. `None` when nothing was unescaped.
+pub fn unescape_slashes(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    let mut changed = false;
+    while let Some(at) = rest.find('%') {
+        let (before, from_percent) = rest.split_at(at);
+        out.push_str(before);
+        let replacement = match from_percent.get(..3) {
+            Some("%2F" | "%2f") => Some('/'),
+            Some("%5C" | "%5c") => Some('\\'),
+            _ => None,
+        };
+        match replacement {
+            Some(c) => {
+                out.push(c);
+                changed = true;
+                rest = from_percent.get(3..).unwrap_or_default();
+            }
+            None => {
+                out.push('%');
+                rest = from_percent.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+/// Envoy `PathUtil::stripParametersFromDotSegments` (runtime guard
+/// `strip_dotdot_segments_with_parameters`, on by default): a segment starting with `..;`
+/// becomes `..` and one starting with `.;` becomes `.`, so `/a/..;x=y/admin` canonicalizes to
+/// `/admin` as servlet containers read it. `None` when nothing changed.
+pub fn strip_dot_segment_parameters(path: &str) -> Option<String> {
+    if !path.contains(".;") {
+        return None;
+    }
+    let mut changed = false;
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with("..;") {
+                changed = true;
+                ".."
+            } else if segment.starts_with(".;") {
+                changed = true;
+                "."
+            } else {
+                segment
+            }
+        })
+        .collect();
+    changed.then(|| segments.join("/"))
+}
+
+/// Envoy `PathUtil::mergeSlashes` on a path without query: runs of `/` become one, keeping a
+/// leading and a trailing `/`. As in Envoy, a path of only slashes (`//`, `///`) becomes `//`.
+/// `None` when there was no `//`.
+pub fn merge_slashes(path: &str) -> Option<String> {
+    if !path.contains("//") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    if path.starts_with('/') {
+        out.push('/');
+    }
+    let mut first = true;
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        if !first {
+            out.push('/');
+        }
+        out.push_str(segment);
+        first = false;
+    }
+    if path.ends_with('/') {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// How Chromium's path canonicalizer (`url_canon_path.cc`, used by Envoy's `canonicalPath`)
+/// treats one byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CharClass {
+    /// Copied as is; when escaped (`%XX`), the escape is kept as written.
+    Pass,
+    /// RFC 3986 unreserved (ALPHA, DIGIT, `-`, `_`, `~`): copied; when escaped, decoded.
+    Unreserved,
+    /// Not allowed raw in a path: written as `%XX` (upper-case hex).
+    Escape,
+    /// NUL: fails canonicalization.
+    Invalid,
+}
+
+fn char_class(b: u8) -> CharClass {
+    match b {
+        0 => CharClass::Invalid,
+        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => CharClass::Unreserved,
+        0x01..=0x20 | 0x7f..=0xff | b'"' | b'#' | b'<' | b'>' | b'?' | b'`' => CharClass::Escape,
+        _ => CharClass::Pass,
+    }
+}
+
+fn is_url_slash(b: u8) -> bool {
+    b == b'/' || b == b'\\'
+}
+
+/// Length of a dot at `i`: `.` is 1, `%2e` / `%2E` is 3, anything else 0.
+fn dot_len(input: &[u8], i: usize) -> usize {
+    match input.get(i..) {
+        Some([b'.', ..]) => 1,
+        Some([b'%', b'2', b'e' | b'E', ..]) => 3,
+        _ => 0,
+    }
+}
+
+enum AfterDot {
+    NotADirectory,
+    Current { consumed: usize },
+    Parent { consumed: usize },
+}
+
+/// Chromium `ClassifyAfterDot`: what a dot right after a slash means.
+fn classify_after_dot(input: &[u8], after_dot: usize) -> AfterDot {
+    match input.get(after_dot) {
+        None => return AfterDot::Current { consumed: 0 },
+        Some(&b) if is_url_slash(b) => return AfterDot::Current { consumed: 1 },
+        Some(_) => {}
+    }
+    let second = dot_len(input, after_dot);
+    if second > 0 {
+        match input.get(after_dot + second) {
+            None => return AfterDot::Parent { consumed: second },
+            Some(&b) if is_url_slash(b) => {
+                return AfterDot::Parent {
+                    consumed: second + 1,
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    AfterDot::NotADirectory
+}
+
+/// Removes the last segment: `out` ends with `/`; keep everything up to the slash before it,
+/// never going above the root slash at `path_begin`.
+fn back_up_to_previous_slash(out: &mut Vec<u8>, path_begin: usize) {
+    let last = out.len().saturating_sub(1);
+    if last <= path_begin {
+        return;
+    }
+    let keep = out
+        .get(path_begin..last)
+        .and_then(|head| head.iter().rposition(|&b| b == b'/'))
+        .map_or(path_begin + 1, |at| path_begin + at + 1);
+    out.truncate(keep);
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn push_escaped(out: &mut Vec<u8>, b: u8) {
+    let hex_digit = |n: u8| if n < 10 { b'0' + n } else { b'A' + n - 10 };
+    out.push(b'%');
+    out.push(hex_digit(b >> 4));
+    out.push(hex_digit(b & 0xf));
+}
+
+/// Whether canonicalization could change `path` at all: the allocation-free fast path.
+fn needs_canonicalization(path: &[u8]) -> bool {
+    if !path.first().is_some_and(|&b| is_url_slash(b)) {
+        return true;
+    }
+    let mut previous = 0u8;
+    for &b in path {
+        let interesting = match b {
+            b'%' | b'\\' => true,
+            b'.' => previous == b'/',
+            _ => char_class(b) == CharClass::Escape || char_class(b) == CharClass::Invalid,
+        };
+        if interesting {
+            return true;
+        }
+        previous = b;
+    }
+    false
+}
+
+/// Envoy `canonicalPath` on a path without query: Chromium's `CanonicalizePath`.
+///
+/// Adds a leading `/` when missing; treats `\` as `/`; removes `.` and `..` segments (also
+/// written `%2e`); decodes escaped unreserved characters (`%41` -> `A`) except right after a
+/// stray `%` where that would form a new escape; keeps other escapes as written (`%2F`, `%5c`,
+/// `%25`); escapes controls, space, `"`, `<`, `>`, `` ` `` and non-ASCII as upper-case `%XX`;
+/// fails on `%00`. `Ok(None)` when the path is already canonical.
+pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
+    let input = path.as_bytes();
+    if !needs_canonicalization(input) {
+        return Ok(None);
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(input.len() + 8);
+    let path_begin = 0;
+    if !input.first().is_some_and(|&b| is_url_slash(b)) {
+        out.push(b'/');
+    }
+    // Output index of the last `%` that did not start a valid escape.
+    let mut stray_percent: Option<usize> = None;
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let dot = dot_len(input, i);
+        if dot > 0 {
+            if out.last() == Some(&b'/') {
+                match classify_after_dot(input, i + dot) {
+                    AfterDot::NotADirectory => {
+                        out.push(b'.');
+                        i += dot;
+                    }
+                    AfterDot::Current { consumed } => i += dot + consumed,
+                    AfterDot::Parent { consumed } => {
+                        back_up_to_previous_slash(&mut out, path_begin);
+                        i += dot + consumed;
+                    }
+                }
+            } else {
+                out.push(b'.');
+                i += dot;
+            }
+            continue;
+        }
+        match b {
+            b'\\' => out.push(b'/'),
+            b'%' => {
+                let escaped = match (input.get(i + 1), input.get(i + 2)) {
+                    (Some(&hi), Some(&lo)) => hex_value(hi)
+                        .zip(hex_value(lo))
+                        .map(|(hi, lo)| (hi << 4) | lo),
+                    _ => None,
+                };
+                let Some(value) = escaped else {
+                    stray_percent = Some(out.len());
+                    out.push(b'%');
+                    i += 1;
+                    continue;
+                };
+                let verbatim = input.get(i..i + 3).unwrap_or_default();
+                match char_class(value) {
+                    CharClass::Invalid => return Err(PathError::EscapedNul),
+                    // Decoding right after a stray `%` could create a new escape ("%%41" would
+                    // become "%A"), changing the meaning on a second pass: keep it escaped.
+                    CharClass::Unreserved if stray_percent.is_some_and(|p| out.len() <= p + 2) => {
+                        out.extend_from_slice(verbatim)
+                    }
+                    CharClass::Unreserved => out.push(value),
+                    CharClass::Pass | CharClass::Escape => out.extend_from_slice(verbatim),
+                }
+                i += 3;
+                continue;
+            }
+            _ => match char_class(b) {
+                CharClass::Invalid => return Err(PathError::EscapedNul),
+                CharClass::Escape => push_escaped(&mut out, b),
+                CharClass::Pass | CharClass::Unreserved => out.push(b),
+            },
+        }
+        i += 1;
+    }
+    if out == input {
+        return Ok(None);
+    }
+    // Every byte written is ASCII: non-ASCII input bytes were escaped.
+    Ok(Some(String::from_utf8_lossy(&out).into_owned()))
 }
