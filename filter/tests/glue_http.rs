@@ -1,0 +1,282 @@
+//! The HTTP path against a fake host: fail closed, deny the way Envoy's RBAC filter does, ask
+//! the host only for what policies need, fetch per-connection facts once per connection.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use spiffe_authz::config::LogLevel;
+use spiffe_authz::glue::fake::FakeHost;
+use spiffe_authz::glue::http::{DETAILS_HOST_ERROR, DETAILS_MTLS_REQUIRED, DETAILS_NOT_CONFIGURED};
+use spiffe_authz::glue::plugin::{ConnectionCache, COUNTER_DENIED};
+use spiffe_authz::glue::{Action, HostStatus, Root};
+
+const FRONTEND: &str = "spiffe://cluster.local/ns/demo/sa/frontend";
+
+fn root_with(config: &str) -> (Root, FakeHost) {
+    let host = FakeHost::new();
+    host.set_configuration(config);
+    let mut root = Root::new();
+    assert!(root.on_configure(&host), "{:?}", host.logs.borrow());
+    host.take_calls();
+    host.logs.borrow_mut().clear();
+    (root, host)
+}
+
+fn get(host: &FakeHost, path: &str) {
+    host.set_request_headers(&[
+        (":authority", "backend.demo.svc:8000"),
+        (":path", path),
+        (":method", "GET"),
+        ("user-agent", "curl"),
+    ]);
+}
+
+fn mtls_peer(host: &FakeHost, uri: &str, connection_id: u64) {
+    host.set_property("connection.mtls", vec![1]);
+    host.set_property("connection.uri_san_peer_certificate", uri);
+    host.set_property("connection_id", connection_id.to_le_bytes().to_vec());
+}
+
+fn property_calls(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("proxy_get_property ").map(str::to_string))
+        .collect()
+}
+
+const DENY_ALL: &str = r#"{"workload": {"namespace": "demo"}, "decisionHeader": "x-authz",
+    "denyResponse": {"headers": {"x-why": "rbac"}},
+    "policies": [{"metadata": {"name": "deny-all", "namespace": "demo"},
+                  "spec": {"action": "DENY", "rules": [{}]}}]}"#;
+
+#[test]
+fn a_denial_answers_like_envoy_rbac() {
+    // Envoy RBAC filter: 403, body "RBAC: access denied", response code details
+    // rbac_access_denied_matched_policy[<policy>] (rbac_filter.rst).
+    let (root, host) = root_with(DENY_ALL);
+    get(&host, "/api/orders");
+    let mut stream = root.new_http_stream();
+    assert_eq!(stream.on_request_headers(&host), Action::Pause);
+    let responses = host.local_responses.borrow();
+    assert_eq!(responses.len(), 1);
+    let r = &responses[0];
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body, b"RBAC: access denied");
+    assert!(
+        r.details.starts_with("rbac_access_denied_matched_policy["),
+        "{}",
+        r.details
+    );
+    assert!(r
+        .headers
+        .contains(&("x-why".to_string(), "rbac".to_string())));
+    let authz = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-authz")
+        .map(|(_, v)| v.as_str());
+    assert!(
+        authz.is_some_and(|v| v.starts_with("deny; policy=")),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(host.counter(COUNTER_DENIED), 1);
+}
+
+#[test]
+fn one_log_line_per_denial_names_the_plugin_and_the_request() {
+    let (root, host) = root_with(DENY_ALL);
+    get(&host, "/api/orders");
+    root.new_http_stream().on_request_headers(&host);
+    let lines = host.logs_at_least(LogLevel::Info);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    for part in [
+        "spiffe-authz: denied",
+        "method=\"GET\"",
+        "host=\"backend.demo.svc:8000\"",
+        "path=\"/api/orders\"",
+        "policy=",
+        "principal=",
+    ] {
+        assert!(line.contains(part), "{part} missing in {line}");
+    }
+}
+
+#[test]
+fn the_denial_log_level_is_configurable() {
+    let (root, host) = root_with(&DENY_ALL.replace(
+        "\"decisionHeader\"",
+        "\"denialLogLevel\": \"debug\", \"decisionHeader\"",
+    ));
+    get(&host, "/");
+    root.new_http_stream().on_request_headers(&host);
+    assert!(
+        host.logs_at_least(LogLevel::Info).is_empty(),
+        "{:?}",
+        host.logs.borrow()
+    );
+}
+
+#[test]
+fn without_a_configuration_every_request_is_denied() {
+    let host = FakeHost::new();
+    let root = Root::new();
+    get(&host, "/");
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Pause
+    );
+    let r = &host.local_responses.borrow()[0];
+    assert_eq!(
+        (r.status, r.details.as_str()),
+        (403, DETAILS_NOT_CONFIGURED)
+    );
+}
+
+#[test]
+fn a_failing_host_call_fails_closed() {
+    // STRICT makes the identity needed whatever the policies; the host then fails the call.
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    get(&host, "/");
+    host.fail_property("connection.mtls", HostStatus::BadArgument);
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Pause
+    );
+    let r = &host.local_responses.borrow()[0];
+    assert_eq!((r.status, r.details.as_str()), (403, DETAILS_HOST_ERROR));
+    assert_eq!(host.counter(COUNTER_DENIED), 1);
+    assert!(host
+        .logs_at_least(LogLevel::Error)
+        .iter()
+        .any(|l| l.contains("proxy_get_property(connection.mtls): BadArgument")));
+}
+
+#[test]
+fn strict_mtls_denies_plaintext_before_any_policy() {
+    // Istio PeerAuthentication STRICT refuses plaintext peers; here: a deny naming the reason.
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    get(&host, "/");
+    host.set_property("connection.mtls", vec![0]);
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Pause
+    );
+    let r = &host.local_responses.borrow()[0];
+    assert_eq!((r.status, r.details.as_str()), (403, DETAILS_MTLS_REQUIRED));
+    let lines = host.logs_at_least(LogLevel::Info);
+    assert!(lines[0].contains("unauthenticated(plaintext"), "{lines:?}");
+}
+
+#[test]
+fn a_forged_xfcc_on_plaintext_is_not_an_identity() {
+    // Envoy removes XFCC from plaintext requests in the trustworthy modes, so a header there is
+    // the client's own (identity::establish; envoy-properties.md §4.4).
+    let (root, host) = root_with(
+        r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT",
+            "identitySources": ["xfcc"], "policies": []}"#,
+    );
+    host.set_request_headers(&[
+        (":path", "/"),
+        (":method", "GET"),
+        (":authority", "b"),
+        (
+            "x-forwarded-client-cert",
+            "By=spiffe://cluster.local/ns/demo/sa/backend;URI=spiffe://cluster.local/ns/demo/sa/frontend",
+        ),
+    ]);
+    host.set_property("connection.mtls", vec![0]);
+    root.new_http_stream().on_request_headers(&host);
+    let r = &host.local_responses.borrow()[0];
+    assert_eq!(r.details, DETAILS_MTLS_REQUIRED);
+}
+
+#[test]
+fn no_host_call_for_a_fact_no_policy_references() {
+    // With no policies nothing but the headers (method/path/host) is read per request.
+    let (root, host) = root_with(r#"{"workload": {"namespace": "demo"}, "policies": []}"#);
+    get(&host, "/");
+    mtls_peer(&host, FRONTEND, 7);
+    root.new_http_stream().on_request_headers(&host);
+    let calls = host.take_calls();
+    assert_eq!(property_calls(&calls), Vec::<String>::new(), "{calls:?}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("proxy_get_header_map_pairs"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn connection_facts_are_fetched_once_per_connection() {
+    // HTTP contexts are per stream in Envoy; identity is per connection: the root caches it by
+    // connection_id, so the second request on a connection asks only for the id.
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    get(&host, "/");
+    mtls_peer(&host, FRONTEND, 7);
+    root.new_http_stream().on_request_headers(&host);
+    let first = property_calls(&host.take_calls());
+    assert!(first.contains(&"connection.mtls".to_string()), "{first:?}");
+    assert!(
+        first.contains(&"connection.uri_san_peer_certificate".to_string()),
+        "{first:?}"
+    );
+    root.new_http_stream().on_request_headers(&host);
+    let second = property_calls(&host.take_calls());
+    assert_eq!(second, vec!["connection_id".to_string()]);
+    // A new connection is fetched again.
+    host.set_property("connection_id", 8u64.to_le_bytes().to_vec());
+    root.new_http_stream().on_request_headers(&host);
+    let third = property_calls(&host.take_calls());
+    assert!(third.contains(&"connection.mtls".to_string()), "{third:?}");
+}
+
+#[test]
+fn the_connection_cache_is_bounded() {
+    // No connection-close callback reaches an HTTP filter: the cache must not grow forever.
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    get(&host, "/");
+    mtls_peer(&host, FRONTEND, 0);
+    for id in 0..(ConnectionCache::CAPACITY as u64 * 2 + 3) {
+        host.set_property("connection_id", id.to_le_bytes().to_vec());
+        root.new_http_stream().on_request_headers(&host);
+    }
+    assert!(root.cached_connections() <= ConnectionCache::CAPACITY);
+}
+
+#[test]
+fn invalid_utf8_in_headers_never_panics() {
+    // A panic would kill the VM; invalid bytes are decoded lossily so DENY rules still see them.
+    let (root, host) = root_with(DENY_ALL);
+    *host.request_headers.borrow_mut() = vec![
+        (b":path".to_vec(), b"/admin/\xff\xfe".to_vec()),
+        (b":method".to_vec(), b"GET".to_vec()),
+        (b"x-\xc3".to_vec(), b"\x80".to_vec()),
+    ];
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Pause
+    );
+    assert_eq!(host.local_responses.borrow().len(), 1);
+}
+
+#[test]
+fn invalid_utf8_identity_is_unauthenticated() {
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    get(&host, "/");
+    host.set_property("connection.mtls", vec![1]);
+    host.set_property(
+        "connection.uri_san_peer_certificate",
+        b"spiffe://\xff/ns/a".to_vec(),
+    );
+    root.new_http_stream().on_request_headers(&host);
+    let r = &host.local_responses.borrow()[0];
+    assert_eq!(r.details, DETAILS_MTLS_REQUIRED);
+}
