@@ -283,13 +283,11 @@ impl PluginConfig {
             });
         }
         if let Some(v) = take::<String>(&mut object, "pathNormalization", &mut errors) {
-            match parse_path_normalization(&v) {
-                Some(n) => config.path_normalization = n,
-                None => errors.push(ConfigError::new(
+            match v.parse::<PathNormalization>() {
+                Ok(n) => config.path_normalization = n,
+                Err(e) => errors.push(ConfigError::new(
                     "pathNormalization",
-                    format!(
-                        "{v:?}: unknown option, expected NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES"
-                    ),
+                    format!("{e} (expected NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES)"),
                 )),
             }
         }
@@ -386,18 +384,6 @@ fn take<T: serde::de::DeserializeOwned>(
                 None
             }
         },
-    }
-}
-
-/// Istio `meshConfig.pathNormalization.normalization` names.
-// TODO(normalize): use `PathNormalization`'s own FromStr once it lands.
-fn parse_path_normalization(name: &str) -> Option<PathNormalization> {
-    match name {
-        "NONE" => Some(PathNormalization::None),
-        "BASE" | "DEFAULT" => Some(PathNormalization::Base),
-        "MERGE_SLASHES" => Some(PathNormalization::MergeSlashes),
-        "DECODE_AND_MERGE_SLASHES" => Some(PathNormalization::DecodeAndMergeSlashes),
-        _ => None,
     }
 }
 
