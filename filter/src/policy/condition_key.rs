@@ -68,9 +68,11 @@ pub enum ConditionKeyError {
 pub enum ConditionValueError {
     #[error("empty value not allowed")]
     Empty,
-    #[error("bad IP address: {0}")]
+    /// Carries the value for callers of [`ConditionKey::validate_value`]; the message leaves
+    /// it out because errors quote the value already.
+    #[error("bad IP address")]
     BadIp(String),
-    #[error("bad CIDR range: {0}")]
+    #[error("bad CIDR range")]
     BadCidr(String),
     #[error("bad port: must be a decimal number in [0, 65535]")]
     BadPort,
@@ -262,6 +264,9 @@ pub fn validate_ip_block(value: &str) -> Result<(), ConditionValueError> {
 
 /// Parses an `ipBlocks`/`source.ip`-style value into a network (a single IP is a /32 or /128).
 pub fn parse_ip_block(value: &str) -> Result<ipnet::IpNet, ConditionValueError> {
+    if value.is_empty() {
+        return Err(ConditionValueError::Empty);
+    }
     if let Some((addr, len)) = value.split_once('/') {
         let bad = || ConditionValueError::BadCidr(value.to_owned());
         let addr: IpAddr = addr.parse().map_err(|_| bad())?;

@@ -105,6 +105,7 @@ fn raw_label(item: &Value, item_index: Option<usize>) -> String {
     match (meta("name"), item_index) {
         ("", Some(i)) => format!("items[{i}]"),
         ("", None) => format!("{}/<unnamed>", meta("namespace")),
+        (name, _) if meta("namespace").is_empty() => name.to_owned(),
         (name, _) => format!("{}/{}", meta("namespace"), name),
     }
 }

@@ -47,6 +47,7 @@ pub fn validate(policy: &AuthorizationPolicy) -> Result<(), Vec<ValidationError>
 /// How errors name a policy: `namespace/name`, or the list position when it has no name.
 pub(crate) fn policy_label(policy: &AuthorizationPolicy, item: Option<usize>) -> String {
     match (policy.metadata.name.is_empty(), item) {
+        (false, _) if policy.metadata.namespace.is_empty() => policy.metadata.name.clone(),
         (false, _) => policy.key(),
         (true, Some(i)) => format!("items[{i}]"),
         (true, None) => format!("{}/<unnamed>", policy.metadata.namespace),
@@ -364,6 +365,10 @@ impl Validator<'_> {
     fn condition(&mut self, field: &str, condition: &Condition) {
         let key = match ConditionKey::parse(&condition.key) {
             Ok(key) => Some(key),
+            Err(e) if condition.key.is_empty() => {
+                self.error(format!("{field}.key"), Problem::BadConditionKey(e));
+                None
+            }
             Err(e) => {
                 self.error_value(
                     format!("{field}.key"),

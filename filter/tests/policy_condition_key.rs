@@ -1,0 +1,167 @@
+//! `ConditionKey`: Istio's `when` keys (istio/istio `pkg/config/security/security.go`
+//! `ValidateAttribute`; istio.io/latest/docs/reference/config/security/conditions/).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use spiffe_authz::policy::{
+    parse_ip_block, parse_port, ConditionKey as K, ConditionKeyError as E, ConditionValueError,
+    ConditionValueKind,
+};
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+#[test]
+fn keys_istio_accepts() {
+    // (key, parsed, HTTP-only per the conditions reference "Supported protocols")
+    let rows = [
+        (
+            "request.headers[User-Agent]",
+            K::RequestHeader(s("User-Agent")),
+            true,
+        ),
+        (
+            "request.headers[:authority]",
+            K::RequestHeader(s(":authority")),
+            true,
+        ),
+        ("source.ip", K::SourceIp, false),
+        ("remote.ip", K::RemoteIp, false),
+        ("source.namespace", K::SourceNamespace, false),
+        ("source.serviceAccount", K::SourceServiceAccount, false),
+        ("source.principal", K::SourcePrincipal, false),
+        ("request.auth.principal", K::RequestAuthPrincipal, true),
+        ("request.auth.audiences", K::RequestAuthAudiences, true),
+        ("request.auth.presenter", K::RequestAuthPresenter, true),
+        (
+            "request.auth.claims[iss]",
+            K::RequestAuthClaims(vec![s("iss")]),
+            true,
+        ),
+        (
+            "request.auth.claims[nested1][nested2]",
+            K::RequestAuthClaims(vec![s("nested1"), s("nested2")]),
+            true,
+        ),
+        ("destination.ip", K::DestinationIp, false),
+        ("destination.port", K::DestinationPort, false),
+        ("connection.sni", K::ConnectionSni, false),
+        (
+            "experimental.envoy.filters.network.mysql_proxy[db.table]",
+            K::ExperimentalEnvoyFilter {
+                filter: s("envoy.filters.network.mysql_proxy"),
+                path: vec![s("db.table")],
+            },
+            false,
+        ),
+        (
+            "experimental.envoy.filters.a.b[c]",
+            K::ExperimentalEnvoyFilter {
+                filter: s("envoy.filters.a.b"),
+                path: vec![s("c")],
+            },
+            false,
+        ),
+    ];
+    for (key, parsed, http_only) in rows {
+        let got = K::parse(key).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(got, parsed, "{key}");
+        assert_eq!(got.is_http_only(), http_only, "{key} http-only");
+        assert_eq!(got.to_string(), key, "{key} round-trips through Display");
+    }
+}
+
+#[test]
+fn keys_rejected() {
+    let rows = [
+        ("", E::Empty),
+        ("key1", E::Unknown),
+        ("source.user", E::Unknown),
+        ("request.headers", E::BadBrackets),
+        ("request.headers[]", E::BadBrackets),
+        ("request.headers[a", E::BadBrackets),
+        ("request.headers[a]b", E::BadBrackets),
+        ("request.headers[a][b]", E::BadBrackets),
+        ("request.headersX[a]", E::BadBrackets),
+        ("request.auth.claims", E::BadBrackets),
+        ("request.auth.claims[]", E::BadBrackets),
+        ("request.auth.claims[a][]", E::BadBrackets),
+        ("experimental.envoy.filters.a.b", E::BadBrackets),
+        ("experimental.envoy.filters.[c]", E::BadBrackets),
+        ("request.experimental.inline.headers[x]", E::Unsupported),
+        ("destination.namespace", E::ReplacedByNamespace),
+        ("destination.labels[version]", E::ReplacedBySelector),
+        ("destination.name", E::Deprecated),
+        ("destination.user", E::Deprecated),
+    ];
+    for (key, error) in rows {
+        assert_eq!(K::parse(key), Err(error), "{key:?}");
+    }
+}
+
+#[test]
+fn value_rules_per_key() {
+    let ok = |key: &str, value: &str| K::parse(key).unwrap().validate_value(value);
+    assert_eq!(ok("source.ip", "10.0.0.0/8"), Ok(()));
+    assert_eq!(
+        ok("source.ip", "10.0.0.0/8x"),
+        Err(ConditionValueError::BadCidr(s("10.0.0.0/8x")))
+    );
+    assert_eq!(
+        ok("remote.ip", "host"),
+        Err(ConditionValueError::BadIp(s("host")))
+    );
+    assert_eq!(ok("destination.port", "443"), Ok(()));
+    assert_eq!(
+        ok("destination.port", "-1"),
+        Err(ConditionValueError::BadPort)
+    );
+    assert_eq!(ok("source.serviceAccount", "ns/sa"), Ok(()));
+    assert_eq!(
+        ok("request.headers[x]", ""),
+        Err(ConditionValueError::Empty)
+    );
+    assert_eq!(ok("request.headers[x]", "anything *"), Ok(()));
+    assert_eq!(
+        K::parse("destination.ip").unwrap().value_kind(),
+        ConditionValueKind::IpBlock
+    );
+    assert_eq!(
+        K::parse("connection.sni").unwrap().value_kind(),
+        ConditionValueKind::StringMatch
+    );
+}
+
+#[test]
+fn ip_blocks_and_ports_parse_like_go() {
+    assert_eq!(parse_ip_block("1.2.3.4").unwrap().to_string(), "1.2.3.4/32");
+    assert_eq!(parse_ip_block("::1").unwrap().to_string(), "::1/128");
+    // netip.ParsePrefix keeps the address as written; the engine masks it when it matches.
+    assert_eq!(
+        parse_ip_block("10.1.2.3/16").unwrap().trunc().to_string(),
+        "10.1.0.0/16"
+    );
+    for bad in [
+        "",
+        "1.2.3",
+        "1.2.3.4/",
+        "1.2.3.4/-1",
+        "1.2.3.4/+8",
+        "::1/129",
+        " 1.2.3.4",
+    ] {
+        assert!(parse_ip_block(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(parse_port("0"), Some(0));
+    assert_eq!(parse_port("00080"), Some(80));
+    assert_eq!(parse_port("65535"), Some(65535));
+    for bad in ["", "65536", "99999999999999999999", "8 0", "0x50", "+1"] {
+        assert_eq!(parse_port(bad), None, "{bad:?}");
+    }
+}
