@@ -656,6 +656,7 @@ fn value_syntax_rules() {
 #[test]
 fn wildcard_and_path_template_rules() {
     let placement = "'*' may only be a prefix or a suffix";
+    let spiffe = "write principals without the spiffe:// prefix: Istio adds it, so this value would never match";
     check(rows![
         ("spiffe-authz: '*' in the middle of a path (STYLE.md example)", policy(to(json!({"paths": ["/a", "*/a*"]}))),
             [format!("{OP}.paths[1]: \"*/a*\": {placement}")]),
@@ -673,6 +674,16 @@ fn wildcard_and_path_template_rules() {
             [format!("{SRC}.requestPrincipals[0]: \"iss/*/sub\": {placement}")]),
         ("spiffe-authz: '*' inside a trust domain", policy(from(json!({"trustDomains": ["a*b"]}))),
             [format!("{SRC}.trustDomains[0]: \"a*b\": {placement}")]),
+        ("spiffe-authz: principals are written without spiffe:// (Istio's StringMatcherWithPrefix adds it)",
+            policy(from(json!({"principals": ["cluster.local/ns/a/sa/b", "spiffe://cluster.local/ns/a/sa/b"], "notPrincipals": ["spiffe://*"]}))), [
+            format!("{SRC}.principals[1]: \"spiffe://cluster.local/ns/a/sa/b\": {spiffe}"),
+            format!("{SRC}.notPrincipals[0]: \"spiffe://*\": {spiffe}"),
+        ]),
+        ("spiffe-authz: source.principal condition values without spiffe://",
+            policy(json!({"rules": [{"when": [{"key": "source.principal", "values": ["spiffe://td/ns/a/sa/b"], "notValues": ["td/*"]}]}]})),
+            [format!("{WHEN}.values[0]: \"spiffe://td/ns/a/sa/b\": {spiffe}")]),
+        ("spiffe:// is only a principal rule (request principals are <iss>/<sub>)",
+            policy(from(json!({"requestPrincipals": ["spiffe://issuer/sub"]}))), []),
         ("spiffe-authz: '*' inside a header condition value", policy(when("request.headers[x]", json!(["a*b*"]))),
             [format!("{WHEN}.values[0]: \"a*b*\": {placement}")]),
         ("spiffe-authz: '*' inside a notValues entry", policy(not_when("source.principal", json!(["*a*"]))),

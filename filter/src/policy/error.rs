@@ -106,6 +106,11 @@ pub enum Problem {
     WildcardPlacement,
     #[error("wildcard not allowed")]
     WildcardNotAllowed,
+    #[error(
+        "write principals without the spiffe:// prefix: Istio adds it, so this value would \
+         never match"
+    )]
+    SpiffePrefix,
     #[error("{0}")]
     BadValue(ConditionValueError),
     #[error("invalid or unsupported path template: {0}")]

@@ -283,6 +283,12 @@ impl Validator<'_> {
         for (name, values) in string_fields {
             self.string_matches(&format!("{field}.{name}"), values);
         }
+        for (name, values) in [
+            ("principals", &s.principals),
+            ("notPrincipals", &s.not_principals),
+        ] {
+            self.no_spiffe_prefix(&format!("{field}.{name}"), values);
+        }
         for (name, values) in ip_fields {
             for (n, value) in values.iter().enumerate() {
                 let field = format!("{field}.{name}[{n}]");
@@ -382,6 +388,10 @@ impl Validator<'_> {
             self.error(field, Problem::ConditionWithoutValues);
         }
         let Some(key) = key else { return };
+        if key == ConditionKey::SourcePrincipal {
+            self.no_spiffe_prefix(&format!("{field}.values"), &condition.values);
+            self.no_spiffe_prefix(&format!("{field}.notValues"), &condition.not_values);
+        }
         for (name, values) in [
             ("values", &condition.values),
             ("notValues", &condition.not_values),
@@ -402,6 +412,17 @@ impl Validator<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Istio's builder prepends `spiffe://` to every principal (`StringMatcherWithPrefix`),
+    /// so `spiffe://td/ns/a/sa/b` becomes `spiffe://spiffe://...` and never matches: a DENY
+    /// written that way silently denies nothing. Istio accepts it; this filter refuses it.
+    fn no_spiffe_prefix(&mut self, field: &str, values: &[String]) {
+        for (n, value) in values.iter().enumerate() {
+            if value.starts_with("spiffe://") {
+                self.error_value(format!("{field}[{n}]"), value, Problem::SpiffePrefix);
             }
         }
     }
