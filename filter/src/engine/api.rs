@@ -1,8 +1,10 @@
-//! Public types of the engine. PLACEHOLDER bodies: the engine work fills these in.
+//! Public types of the engine: what the glue builds per request and reads back.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::normalize::PathNormalization;
 use crate::policy::AuthorizationPolicy;
@@ -108,8 +110,57 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRef {
     /// `namespace/name`.
-    pub policy: String,
+    pub policy: PolicyName,
+    /// Index in the policy's `spec.rules`.
     pub rule: usize,
+}
+
+/// A policy's `namespace/name`, shared with the engine so that a decision naming it never
+/// allocates. Reads like a `String`: `as_str()`, `Deref<Target = str>`, `Display`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyName(Arc<str>);
+
+impl PolicyName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for PolicyName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for PolicyName {
+    fn from(s: &str) -> Self {
+        PolicyName(Arc::from(s))
+    }
+}
+
+impl From<String> for PolicyName {
+    fn from(s: String) -> Self {
+        PolicyName(Arc::from(s))
+    }
+}
+
+impl PartialEq<str> for PolicyName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PolicyName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +173,9 @@ pub enum Reason {
     AllowedBy(PolicyRef),
     /// No ALLOW policy applies to the workload, no DENY matched.
     NoAllowPolicies,
+    /// The request path cannot be normalized (Envoy rejects such a request before any
+    /// authorization): denied without evaluating policies, so it cannot slip past a DENY.
+    InvalidPath,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,40 +190,37 @@ pub struct Warning(pub String);
 
 /// Compiled policies for one workload.
 #[derive(Debug, Clone, Default)]
-pub struct Engine {}
+pub struct Engine {
+    pub(crate) compiled: super::compile::Compiled,
+}
 
 impl Engine {
+    /// Compiles the policies that apply to `config.workload` into indexed rule sets.
+    /// Policies are expected to be validated (`policy::validate`); anything the engine still
+    /// cannot honour (action CUSTOM, an unknown or unsupported condition key, a value that
+    /// does not parse) is an error naming the policy, field and value: the caller must not
+    /// run with a partial policy set.
     pub fn compile(
-        _policies: &[AuthorizationPolicy],
-        _config: &EngineConfig,
+        policies: &[AuthorizationPolicy],
+        config: &EngineConfig,
     ) -> Result<(Engine, Vec<Warning>), Vec<crate::policy::ValidationError>> {
-        Ok((Engine {}, Vec::new()))
+        let (compiled, warnings) = super::compile::compile(policies, config)?;
+        Ok((Engine { compiled }, warnings))
     }
 
+    /// Which request facts the compiled policies read.
     pub fn needs(&self) -> Needs {
-        Needs::default()
+        self.compiled.needs
     }
 
-    /// PLACEHOLDER: fails closed until the engine lands.
-    pub fn decide(&self, _request: &Request<'_>) -> Decision {
-        Decision {
-            verdict: Verdict::Deny,
-            reason: Reason::NoAllowPolicyMatched,
-            dry_run: None,
-            audit: None,
-        }
+    /// Decides one request or connection (`request.http == None`). Does not allocate.
+    pub fn decide(&self, request: &Request<'_>) -> Decision {
+        super::decide::decide(&self.compiled, request)
     }
 }
 
 impl Decision {
     pub fn allowed(&self) -> bool {
         self.verdict == Verdict::Allow
-    }
-}
-
-impl fmt::Display for Decision {
-    /// One line a user can read: `deny: ns-a/deny-admin rule 0` etc.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {:?}", self.verdict, self.reason)
     }
 }

@@ -11,8 +11,9 @@ use crate::identity::PeerIdentity;
 /// prints `none` in `rbac_access_denied_matched_policy[none]`).
 pub fn deciding_policy(reason: &Reason) -> (&str, Option<usize>) {
     match reason {
-        Reason::DeniedBy(p) | Reason::AllowedBy(p) => (p.policy.as_str(), Some(p.rule)),
+        Reason::DeniedBy(p) | Reason::AllowedBy(p) => (&*p.policy, Some(p.rule)),
         Reason::NoAllowPolicyMatched | Reason::NoAllowPolicies => ("none", None),
+        Reason::InvalidPath => ("none", None),
     }
 }
 
@@ -23,6 +24,7 @@ pub fn why(reason: &Reason) -> &'static str {
         Reason::NoAllowPolicyMatched => "no ALLOW policy matched",
         Reason::AllowedBy(_) => "an ALLOW policy matched",
         Reason::NoAllowPolicies => "no ALLOW policy applies",
+        Reason::InvalidPath => "the request path cannot be normalized",
     }
 }
 

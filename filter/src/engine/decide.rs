@@ -1,0 +1,120 @@
+//! Per-request evaluation: Envoy's RBAC filter chain as Istio configures it.
+//!
+//! Istio installs one RBAC filter per action, AUDIT then DENY then ALLOW
+//! (`builder.go` `BuildHTTP`/`BuildTCP`). istio.io AuthorizationPolicy reference, "Policy
+//! evaluation": if any DENY policy matches, deny; if there are no ALLOW policies for the
+//! workload, allow; if any ALLOW policy matches, allow; otherwise deny. AUDIT only reports.
+//! Dry-run policies are Envoy shadow rules of the same filter: evaluated, reported, never
+//! enforced.
+
+use std::borrow::Cow;
+
+use crate::normalize::PathNormalization;
+
+use super::api::{Decision, DryRunOutcome, PolicyName, PolicyRef, Reason, Request, Verdict};
+use super::compile::Compiled;
+use super::index::RuleSet;
+use super::rule::{CompiledRule, Facts, HttpFacts};
+
+pub(crate) fn decide(c: &Compiled, req: &Request<'_>) -> Decision {
+    let normalized: Cow<'_, str>;
+    let http = match &req.http {
+        Some(h) => {
+            normalized = match normalized_path(h.path, c.path_normalization) {
+                Some(p) => p,
+                None => {
+                    return Decision {
+                        verdict: Verdict::Deny,
+                        reason: Reason::InvalidPath,
+                        dry_run: None,
+                        audit: None,
+                    }
+                }
+            };
+            Some(HttpFacts {
+                method: h.method,
+                path: without_query(&normalized),
+                raw_path: h.path,
+                host: h.host,
+                headers: h.headers,
+            })
+        }
+        None => None,
+    };
+    let facts = Facts {
+        principal: req.principal,
+        direct_remote_ip: req.direct_remote_ip,
+        remote_ip: req.remote_ip,
+        destination_ip: req.destination_ip,
+        destination_port: req.destination_port,
+        sni: req.sni,
+        http,
+        auth: req.request_auth,
+    };
+    let groups = if facts.http.is_some() {
+        &c.http
+    } else {
+        &c.tcp
+    };
+    let policy_ref = |r: &CompiledRule| PolicyRef {
+        policy: c
+            .policies
+            .get(r.policy as usize)
+            .cloned()
+            .unwrap_or_else(|| PolicyName::from("")),
+        rule: r.rule,
+    };
+    let (verdict, reason) = enforce(&groups.deny, &groups.allow, c.has_allow, &facts, policy_ref);
+    let dry_run = (c.has_dry_deny || c.has_dry_allow).then(|| {
+        let (verdict, reason) = enforce(
+            &groups.dry_deny,
+            &groups.dry_allow,
+            c.has_dry_allow,
+            &facts,
+            policy_ref,
+        );
+        DryRunOutcome { verdict, reason }
+    });
+    Decision {
+        verdict,
+        reason,
+        dry_run,
+        audit: groups.audit.first_match(&facts).map(policy_ref),
+    }
+}
+
+/// The DENY filter, then the ALLOW filter (present only when an ALLOW policy applies).
+fn enforce(
+    deny: &RuleSet,
+    allow: &RuleSet,
+    has_allow: bool,
+    facts: &Facts<'_>,
+    policy_ref: impl Fn(&CompiledRule) -> PolicyRef,
+) -> (Verdict, Reason) {
+    if let Some(r) = deny.first_match(facts) {
+        return (Verdict::Deny, Reason::DeniedBy(policy_ref(r)));
+    }
+    if !has_allow {
+        return (Verdict::Allow, Reason::NoAllowPolicies);
+    }
+    match allow.first_match(facts) {
+        Some(r) => (Verdict::Allow, Reason::AllowedBy(policy_ref(r))),
+        None => (Verdict::Deny, Reason::NoAllowPolicyMatched),
+    }
+}
+
+/// The path Envoy's HCM hands to its filters under Istio's `pathNormalization`, without the
+/// query; `None` when Envoy would reject the request (then nothing is evaluated: deny).
+fn normalized_path(raw: &str, mode: PathNormalization) -> Option<Cow<'_, str>> {
+    crate::normalize::normalize_path(raw, mode).ok()
+}
+
+/// Envoy `PathUtil::removeQueryAndFragment`: RBAC path matchers compare the path only.
+/// `normalize_path` already drops the query and rejects fragments; kept so the matchers'
+/// contract does not depend on that.
+fn without_query(path: &str) -> &str {
+    match path.find(['?', '#']) {
+        Some(at) => path.get(..at).unwrap_or(path),
+        None => path,
+    }
+}

@@ -1,0 +1,206 @@
+//! Peer identity fields: `principals`, `namespaces`, `serviceAccounts`, `trustDomains` and
+//! the `source.principal` / `source.namespace` / `source.serviceAccount` conditions, plus
+//! Istio's trust-domain aliasing.
+//!
+//! All of them read one fact, the verified peer principal `<trust-domain>/ns/<ns>/sa/<sa>`
+//! (the URI SAN without `spiffe://`). Sources: Istio `pilot/pkg/security/authz/model/
+//! generator.go` (`srcPrincipalGenerator`, `srcNamespaceGenerator`,
+//! `srcServiceAccountGenerator`) and `pilot/pkg/security/trustdomain/bundle.go`.
+
+use super::glob::{Glob, GlobBuilder};
+use super::string_match::StringMatch;
+
+/// Istio's name for the local trust domain in policies (`constants.DefaultClusterLocalDomain`).
+pub(crate) const CLUSTER_LOCAL: &str = "cluster.local";
+
+const SPIFFE_PREFIX: &str = "spiffe://";
+
+/// A `principals` / `source.principal` value: Istio `StringMatcherWithPrefix(v, "spiffe://")`
+/// on the peer's URI SAN. `*` is the regex `.+` on the whole URI, which is never empty, so
+/// it means "any authenticated peer".
+pub(crate) fn principal_matcher(value: &str) -> StringMatch {
+    if value == "*" {
+        StringMatch::Present
+    } else {
+        StringMatch::string_matcher(value)
+    }
+}
+
+/// A `namespaces` / `source.namespace` value: the regex `.*/ns/<v>/.*` on the URI SAN, with
+/// `*` rewritten to `.*` and nothing escaped (Istio `srcNamespaceGenerator`).
+pub(crate) fn namespace_matcher(value: &str) -> Glob {
+    GlobBuilder::default()
+        .run(0)
+        .literal("/ns/")
+        .unescaped(value, true)
+        .literal("/")
+        .run(0)
+        .build()
+}
+
+/// A `serviceAccounts` / `source.serviceAccount` value `<ns>/<sa>` or `<sa>` (namespace of
+/// the policy): the regex `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?` (Istio
+/// `serviceAccountRegex`), with its two alternations expanded into four patterns.
+pub(crate) fn service_account_matcher(value: &str, policy_namespace: &str) -> Vec<Glob> {
+    let (ns, sa) = value.split_once('/').unwrap_or((policy_namespace, value));
+    let mut out = Vec::with_capacity(4);
+    for middle in [false, true] {
+        for trailer in [false, true] {
+            let mut b = GlobBuilder::default()
+                .literal(SPIFFE_PREFIX)
+                .run(1)
+                .literal("/ns/")
+                .unescaped(ns, false)
+                .literal("/");
+            if middle {
+                b = b.run(1).literal("/");
+            }
+            b = b.literal("sa/").unescaped(sa, false);
+            if trailer {
+                b = b.literal("/").run(1);
+            }
+            out.push(b.build());
+        }
+    }
+    out
+}
+
+/// Whether a namespace/service-account regex matches the peer's URI SAN.
+pub(crate) fn uri_glob_matches(glob: &Glob, principal: &str) -> bool {
+    glob.matches(SPIFFE_PREFIX, principal)
+}
+
+/// The trust domain of a principal: its text before the first `/`.
+pub(crate) fn trust_domain_of(principal: &str) -> &str {
+    principal.split('/').next().unwrap_or(principal)
+}
+
+/// The local trust domain and its aliases (Istio `trustdomain.Bundle`), local first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrustDomainBundle {
+    domains: Vec<String>,
+}
+
+impl TrustDomainBundle {
+    pub(crate) fn new(trust_domain: &str, aliases: &[String]) -> Self {
+        let mut domains = vec![trust_domain.to_owned()];
+        domains.extend(aliases.iter().cloned());
+        TrustDomainBundle { domains }
+    }
+
+    /// Istio `ReplaceTrustDomainAliases`: a principal whose trust domain is the local one, an
+    /// alias, or `cluster.local` stands for the same identity in every one of them.
+    pub(crate) fn replace_aliases(&self, principals: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for principal in principals {
+            let parts: Vec<&str> = principal.split('/').collect();
+            // Not `<td>/ns/<ns>/sa/<sa>` or a `*` trust domain: the trust domain is not
+            // enforced, keep the value as written.
+            let Some(td) = parts.first().filter(|td| parts.len() == 5 && **td != "*") else {
+                out.push(principal.clone());
+                continue;
+            };
+            if self.domains.iter().any(|d| td_string_match(td, d)) || *td == CLUSTER_LOCAL {
+                let mut expanded: Vec<String> = Vec::new();
+                for d in &self.domains {
+                    // A `*suffix` trust domain that covers this domain is kept as written.
+                    let candidate = if suffix_match(d, td) {
+                        principal.clone()
+                    } else {
+                        let rest = parts.get(1..).unwrap_or_default().join("/");
+                        format!("{d}/{rest}")
+                    };
+                    if !expanded.contains(&candidate) {
+                        expanded.push(candidate);
+                    }
+                }
+                out.extend(expanded);
+            } else {
+                out.push(principal.clone());
+            }
+        }
+        out
+    }
+
+    /// Istio `ExpandTrustDomainAliases` for `trustDomains` values: a value naming the local
+    /// trust domain or an alias stands for all of them.
+    pub(crate) fn expand_trust_domains(&self, values: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in values {
+            let add: Vec<String> = if self.domains.contains(v) {
+                self.domains.clone()
+            } else {
+                vec![v.clone()]
+            };
+            for a in add {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Istio trustdomain `stringMatch` for one pair: either side may be the pattern.
+fn td_string_match(a: &str, s: &str) -> bool {
+    a == s
+        || s == "*"
+        || prefix_match(a, s)
+        || prefix_match(s, a)
+        || suffix_match(a, s)
+        || suffix_match(s, a)
+}
+
+fn prefix_match(a: &str, pattern: &str) -> bool {
+    pattern.strip_suffix('*').is_some_and(|p| a.starts_with(p))
+}
+
+fn suffix_match(a: &str, pattern: &str) -> bool {
+    pattern.strip_prefix('*').is_some_and(|p| a.ends_with(p))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_expand_like_istio_bundle_test() {
+        // Istio bundle_test.go "Principals with aliases": td2 local, td1 alias.
+        let b = TrustDomainBundle::new("td2", &["td1".to_owned()]);
+        assert_eq!(
+            b.replace_aliases(&["td1/ns/foo/sa/bar".to_owned()]),
+            vec!["td2/ns/foo/sa/bar", "td1/ns/foo/sa/bar"]
+        );
+        assert_eq!(
+            b.replace_aliases(&["cluster.local/ns/foo/sa/bar".to_owned()]),
+            vec!["td2/ns/foo/sa/bar", "td1/ns/foo/sa/bar"]
+        );
+        assert_eq!(
+            b.replace_aliases(&["other/ns/foo/sa/bar".to_owned()]),
+            vec!["other/ns/foo/sa/bar"]
+        );
+        assert_eq!(
+            b.replace_aliases(&["*/ns/foo/sa/bar".to_owned()]),
+            vec!["*/ns/foo/sa/bar"]
+        );
+        assert_eq!(
+            b.replace_aliases(&["*td1/ns/foo/sa/bar".to_owned()]),
+            vec!["td2/ns/foo/sa/bar", "*td1/ns/foo/sa/bar"]
+        );
+    }
+
+    #[test]
+    fn service_account_regex_alternatives() {
+        let g = service_account_matcher("foo/bar", "x");
+        let any = |p: &str| g.iter().any(|g| uri_glob_matches(g, p));
+        assert!(any("td/ns/foo/sa/bar"));
+        assert!(any("td/ns/foo/k/v/sa/bar"));
+        assert!(any("td/ns/foo/sa/bar/extra"));
+        assert!(!any("td/ns/foo/sa/bar-junk"));
+        assert!(!any("td/ns/foo/sa/bar/"));
+        let local = service_account_matcher("bar", "x");
+        assert!(local.iter().any(|g| uri_glob_matches(g, "td/ns/x/sa/bar")));
+    }
+}
