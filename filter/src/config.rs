@@ -47,17 +47,6 @@ pub enum MtlsMode {
     Permissive,
 }
 
-/// Which filter chain the module is loaded into (Istio `WasmPlugin.type`). Envoy does not tell
-/// a proxy-wasm module whether a context is an HTTP stream or a TCP connection before the first
-/// callback, and the SDK must know at context creation, so it is configured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum FilterType {
-    #[default]
-    Http,
-    Network,
-}
-
 /// Log levels, numbered like proxy-wasm's (`trace` = 0 ... `critical` = 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -142,7 +131,6 @@ pub struct PluginConfig {
     pub identity_sources: Vec<IdentitySource>,
     pub deny_response: DenyResponse,
     pub policies: Vec<AuthorizationPolicy>,
-    pub filter_type: FilterType,
     /// The least severe level the plugin logs at all.
     pub log_level: LogLevel,
     /// The level of the one line per denial (and per dry-run denial and audit match).
@@ -169,7 +157,6 @@ impl Default for PluginConfig {
             identity_sources: IdentitySource::DEFAULT_ORDER.to_vec(),
             deny_response: DenyResponse::default(),
             policies: Vec::new(),
-            filter_type: FilterType::Http,
             log_level: LogLevel::Info,
             denial_log_level: LogLevel::Info,
             decision_header: None,
@@ -188,7 +175,6 @@ const FIELDS: &[&str] = &[
     "identitySources",
     "denyResponse",
     "policies",
-    "type",
     "logLevel",
     "denialLogLevel",
     "decisionHeader",
@@ -327,9 +313,6 @@ impl PluginConfig {
                 }
             }
             config.deny_response = v;
-        }
-        if let Some(v) = take(&mut object, "type", &mut errors) {
-            config.filter_type = v;
         }
         if let Some(v) = take(&mut object, "logLevel", &mut errors) {
             config.log_level = v;

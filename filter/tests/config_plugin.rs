@@ -3,9 +3,7 @@
 // Test helpers outside #[test] functions may panic: they are only ever run by tests.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use spiffe_authz::config::{
-    ConfigError, FilterType, LogLevel, MtlsMode, PluginConfig, DEFAULT_DENY_BODY,
-};
+use spiffe_authz::config::{ConfigError, LogLevel, MtlsMode, PluginConfig, DEFAULT_DENY_BODY};
 use spiffe_authz::identity::IdentitySource;
 use spiffe_authz::normalize::PathNormalization;
 
@@ -40,7 +38,6 @@ fn defaults_follow_istio() {
             IdentitySource::ConnectionAttributes
         ]
     );
-    assert_eq!(c.filter_type, FilterType::Http);
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.denial_log_level, LogLevel::Info);
     assert_eq!(c.workload, None);
@@ -59,7 +56,6 @@ fn every_field_is_read() {
         "mtlsMode": "STRICT",
         "identitySources": ["xfcc", "connectionAttributes"],
         "denyResponse": {"status": 401, "body": "no", "headers": {"x-why": "policy"}},
-        "type": "NETWORK",
         "logLevel": "debug",
         "denialLogLevel": "warn",
         "decisionHeader": "x-spiffe-authz",
@@ -82,7 +78,6 @@ fn every_field_is_read() {
     );
     assert_eq!(c.deny_response.status, 401);
     assert_eq!(c.deny_response.body, "no");
-    assert_eq!(c.filter_type, FilterType::Network);
     assert_eq!(c.log_level, LogLevel::Debug);
     assert_eq!(c.denial_log_level, LogLevel::Warn);
     assert_eq!(c.decision_header.as_deref(), Some("x-spiffe-authz"));

@@ -18,7 +18,7 @@ fn root_with(config: &str) -> (Root, FakeHost) {
     (root, host)
 }
 
-const STRICT: &str = r#"{"type": "NETWORK", "workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#;
+const STRICT: &str = r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#;
 
 #[test]
 fn nothing_is_asked_at_accept_time() {

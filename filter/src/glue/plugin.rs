@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::config::{ConfigError, FilterType, LogLevel, MtlsMode, PluginConfig};
+use crate::config::{ConfigError, LogLevel, MtlsMode, PluginConfig};
 use crate::engine::{Engine, EngineConfig, Needs, Warning, Workload};
 use crate::identity::{IdentitySettings, IdentitySource, PeerIdentity};
 
@@ -199,16 +199,12 @@ impl Root {
                     host,
                     LogLevel::Info,
                     &format!(
-                        "configured: workload {}, {} mode, needs {:?}",
+                        "configured: workload namespace {}, needs {:?}",
                         plugin
                             .config
                             .workload
                             .as_ref()
                             .map_or("?", |w| w.namespace.as_str()),
-                        match plugin.config.filter_type {
-                            FilterType::Http => "HTTP",
-                            FilterType::Network => "NETWORK",
-                        },
                         plugin.needs
                     ),
                 );
@@ -243,13 +239,6 @@ impl Root {
 
     pub fn plugin(&self) -> Option<&Rc<Plugin>> {
         self.plugin.as_ref()
-    }
-
-    /// The SDK must know the context type when a stream context is created.
-    pub fn filter_type(&self) -> FilterType {
-        self.plugin
-            .as_ref()
-            .map_or(FilterType::Http, |p| p.config.filter_type)
     }
 
     pub fn new_http_stream(&self) -> HttpStream {

@@ -1,18 +1,22 @@
-//! The proxy-wasm side (wasm32 only): [`Host`] on the raw ABI, and the Rust SDK's contexts
-//! delegating to the host-independent glue.
+//! The proxy-wasm side (wasm32 only): [`Host`] on the raw ABI 0.2.1, and the exported
+//! callbacks, dispatching to the host-independent glue.
 //!
-//! The host calls are declared here rather than taken from the SDK's `hostcalls`, because the
-//! SDK panics on any status it does not expect (e.g. BAD_ARGUMENT from `proxy_get_property`,
-//! a non-UTF-8 header value in its string getters), and a panic traps and kills the VM: every
-//! later request would fail. Here every status becomes a [`HostError`]. The SDK still provides
-//! the exports, the context dispatch and the allocator the host copies results into.
+//! This module speaks the ABI itself instead of using the Rust SDK (`proxy-wasm` crate):
+//! - the SDK's host-call wrappers panic on any status they do not expect (BAD_ARGUMENT from
+//!   `proxy_get_property`, invalid UTF-8 in its string getters), and a panic traps and kills
+//!   the VM, failing every later request; here every status becomes a [`HostError`];
+//! - the SDK must know at `proxy_on_context_create` whether a stream is HTTP or TCP, and
+//!   panics on the other kind's callbacks; Envoy does not say which. Here a stream's kind is
+//!   fixed by its first callback (`on_request_headers` vs `on_new_connection`/data), so one
+//!   module serves `envoy.filters.http.wasm` and `envoy.filters.network.wasm` alike;
+//! - an unknown context id is answered fail-closed instead of panicking.
 
 use std::ptr::{null, null_mut};
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{Action as SdkAction, ContextType, LogLevel as SdkLogLevel};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
-use crate::config::{FilterType, LogLevel};
+use crate::config::LogLevel;
 
 use super::facts::encode_pairs;
 use super::host::{Host, HostError, HostStatus};
@@ -29,7 +33,6 @@ const METRIC_COUNTER: u32 = 0;
 /// "No gRPC status": Envoy treats values outside 0..16 as unset.
 const GRPC_STATUS_NONE: i32 = -1;
 
-#[allow(clashing_extern_declarations)]
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
@@ -270,80 +273,262 @@ impl Host for ProxyHost {
     }
 }
 
-fn to_sdk(action: Action) -> SdkAction {
-    match action {
-        Action::Continue => SdkAction::Continue,
-        Action::Pause => SdkAction::Pause,
+// ---------------------------------------------------------------------------------------------
+// Exports (ABI 0.2.1 as Envoy calls them; `proxy-wasm-abi.md` §1.2, §4).
+
+const ACTION_CONTINUE: u32 = 0;
+const ACTION_PAUSE: u32 = 1;
+
+fn action(a: Action) -> u32 {
+    match a {
+        Action::Continue => ACTION_CONTINUE,
+        Action::Pause => ACTION_PAUSE,
     }
 }
 
-struct RootCtx {
-    root: Root,
+/// A stream context: its kind is known at its first callback.
+enum Stream {
+    Pending { root_id: u32 },
+    Http(HttpStream),
+    Tcp(TcpStream),
 }
 
-impl Context for RootCtx {}
+#[derive(Default)]
+struct Contexts {
+    roots: BTreeMap<u32, Root>,
+    streams: BTreeMap<u32, Stream>,
+}
 
-impl RootContext for RootCtx {
-    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let host = ProxyHost {
-            configuration_size: plugin_configuration_size,
-        };
-        self.root.on_configure(&host)
+thread_local! {
+    static CONTEXTS: RefCell<Contexts> = RefCell::new(Contexts::default());
+}
+
+/// Runs `f` on the contexts. Host calls made inside never re-enter these exports (the host
+/// only calls back into `proxy_on_memory_allocate`), so the borrow cannot be taken twice.
+fn with_contexts<T>(f: impl FnOnce(&mut Contexts) -> T) -> T {
+    CONTEXTS.with(|c| f(&mut c.borrow_mut()))
+}
+
+impl Contexts {
+    /// The HTTP stream of `id`, created from its root at the first HTTP callback. A context
+    /// the host never announced, or one of an unknown root, gets a stream without a plugin,
+    /// which denies: fail closed, never a panic.
+    fn http(&mut self, id: u32) -> Option<&mut HttpStream> {
+        let stream = self
+            .streams
+            .entry(id)
+            .or_insert(Stream::Pending { root_id: 0 });
+        if let Stream::Pending { root_id } = *stream {
+            *stream = Stream::Http(
+                self.roots
+                    .get(&root_id)
+                    .map_or_else(|| Root::new().new_http_stream(), Root::new_http_stream),
+            );
+        }
+        match stream {
+            Stream::Http(http) => Some(http),
+            _ => None,
+        }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(HttpCtx(self.root.new_http_stream())))
+    fn tcp(&mut self, id: u32) -> Option<&mut TcpStream> {
+        let stream = self
+            .streams
+            .entry(id)
+            .or_insert(Stream::Pending { root_id: 0 });
+        if let Stream::Pending { root_id } = *stream {
+            *stream = Stream::Tcp(
+                self.roots
+                    .get(&root_id)
+                    .map_or_else(|| Root::new().new_tcp_stream(), Root::new_tcp_stream),
+            );
+        }
+        match stream {
+            Stream::Tcp(tcp) => Some(tcp),
+            _ => None,
+        }
     }
+}
 
-    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
-        Some(Box::new(TcpCtx(self.root.new_tcp_stream())))
-    }
+/// A callback of the other kind than the stream's first one: answered by a stream without a
+/// plugin, i.e. denied.
+fn http_or_deny(c: &mut Contexts, id: u32, f: impl FnOnce(&mut HttpStream) -> Action) -> u32 {
+    action(match c.http(id) {
+        Some(http) => f(http),
+        None => f(&mut Root::new().new_http_stream()),
+    })
+}
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(match self.root.filter_type() {
-            FilterType::Http => ContextType::HttpContext,
-            FilterType::Network => ContextType::StreamContext,
+fn tcp_or_deny(c: &mut Contexts, id: u32, f: impl FnOnce(&mut TcpStream) -> Action) -> u32 {
+    action(match c.tcp(id) {
+        Some(tcp) => f(tcp),
+        None => f(&mut Root::new().new_tcp_stream()),
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+/// The host copies results into memory it asks the guest for; the glue takes ownership back
+/// with `Vec::from_raw_parts(ptr, size, size)` (`take_buffer`).
+#[no_mangle]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    let buffer: Box<[u8]> = vec![0u8; size].into_boxed_slice();
+    Box::into_raw(buffer).cast::<u8>()
+}
+
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
+/// WASI reactor entry: Envoy calls it once after instantiation (`proxy-wasm-abi.md` §1.3).
+/// Without an `_initialize` of its own a wasip1 cdylib is built in the command model, which
+/// re-runs constructors around every exported call.
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    // SAFETY: called once by the host before any other export, as WASI reactors require.
+    unsafe { __wasm_call_ctors() };
+    // A panic aborts (trap, VM failed closed); log why first. Only `proxy_log` is allowed
+    // during start-up, and this hook makes no other call.
+    std::panic::set_hook(Box::new(|info| {
+        ProxyHost::default().log(
+            LogLevel::Critical,
+            &format!("{}: panicked: {info}", super::plugin::LOG_PREFIX),
+        );
+    }));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(context_id: u32, parent_context_id: u32) {
+    with_contexts(|c| {
+        if parent_context_id == 0 {
+            c.roots.entry(context_id).or_default();
+        } else {
+            c.streams.insert(
+                context_id,
+                Stream::Pending {
+                    root_id: parent_context_id,
+                },
+            );
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize) -> u32 {
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(root_id: u32, plugin_configuration_size: usize) -> u32 {
+    let host = ProxyHost {
+        configuration_size: plugin_configuration_size,
+    };
+    u32::from(with_contexts(|c| {
+        c.roots.entry(root_id).or_default().on_configure(&host)
+    }))
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
+    with_contexts(|c| {
+        http_or_deny(c, context_id, |s| {
+            s.on_request_headers(&ProxyHost::default())
         })
-    }
+    })
 }
 
-struct HttpCtx(HttpStream);
-
-impl Context for HttpCtx {}
-
-impl HttpContext for HttpCtx {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> SdkAction {
-        to_sdk(self.0.on_request_headers(&ProxyHost::default()))
-    }
-
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> SdkAction {
-        to_sdk(self.0.on_response_headers(&ProxyHost::default()))
-    }
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
+    with_contexts(|c| {
+        http_or_deny(c, context_id, |s| {
+            s.on_response_headers(&ProxyHost::default())
+        })
+    })
 }
 
-struct TcpCtx(TcpStream);
-
-impl Context for TcpCtx {}
-
-impl StreamContext for TcpCtx {
-    fn on_new_connection(&mut self) -> SdkAction {
-        to_sdk(self.0.on_new_connection(&ProxyHost::default()))
-    }
-
-    fn on_downstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> SdkAction {
-        to_sdk(self.0.on_downstream_data(&ProxyHost::default()))
-    }
-
-    fn on_upstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> SdkAction {
-        to_sdk(self.0.on_upstream_data(&ProxyHost::default()))
-    }
+#[no_mangle]
+pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
+    with_contexts(|c| {
+        tcp_or_deny(c, context_id, |s| {
+            s.on_new_connection(&ProxyHost::default())
+        })
+    })
 }
 
-/// Called from `_initialize`: only registration, no host calls (Envoy allows none but logging
-/// during start-up).
-pub fn register() {
-    // Installs the SDK's panic hook, which logs the panic message before the trap, and routes
-    // `log` macros (if any code uses them) to `proxy_log`.
-    proxy_wasm::set_log_level(SdkLogLevel::Info);
-    proxy_wasm::set_root_context(|_context_id| Box::new(RootCtx { root: Root::new() }));
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_data(context_id: u32, _size: usize, _eos: u32) -> u32 {
+    with_contexts(|c| {
+        tcp_or_deny(c, context_id, |s| {
+            s.on_downstream_data(&ProxyHost::default())
+        })
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_data(context_id: u32, _size: usize, _eos: u32) -> u32 {
+    with_contexts(|c| tcp_or_deny(c, context_id, |s| s.on_upstream_data(&ProxyHost::default())))
+}
+
+// Callbacks this filter has nothing to do in. Envoy calls only what the module exports, but
+// other hosts (and older Envoys) look several up unconditionally, so all of ABI 0.2.1 is here.
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(_id: u32, _size: usize, _eos: u32) -> u32 {
+    ACTION_CONTINUE
+}
+#[no_mangle]
+pub extern "C" fn proxy_on_request_trailers(_id: u32, _trailers: usize) -> u32 {
+    ACTION_CONTINUE
+}
+#[no_mangle]
+pub extern "C" fn proxy_on_response_body(_id: u32, _size: usize, _eos: u32) -> u32 {
+    ACTION_CONTINUE
+}
+#[no_mangle]
+pub extern "C" fn proxy_on_response_trailers(_id: u32, _trailers: usize) -> u32 {
+    ACTION_CONTINUE
+}
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_connection_close(_id: u32, _peer: u32) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_connection_close(_id: u32, _peer: u32) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(_root_id: u32) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_queue_ready(_root_id: u32, _queue_id: u32) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_http_call_response(
+    _root_id: u32,
+    _token: u32,
+    _headers: usize,
+    _body_size: usize,
+    _trailers: usize,
+) {
+}
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive_initial_metadata(_root_id: u32, _token: u32, _n: usize) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive(_root_id: u32, _token: u32, _size: usize) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive_trailing_metadata(_root_id: u32, _token: u32, _n: usize) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_close(_root_id: u32, _token: u32, _status: u32) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_foreign_function(_root_id: u32, _function_id: u32, _size: usize) {}
+#[no_mangle]
+pub extern "C" fn proxy_on_log(_context_id: u32) {}
+
+/// Streams are done at once; a root is done when the host says (`true`: no pending work).
+#[no_mangle]
+pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(context_id: u32) {
+    with_contexts(|c| {
+        if c.streams.remove(&context_id).is_none() {
+            c.roots.remove(&context_id);
+        }
+    });
 }
