@@ -287,6 +287,9 @@ enum CharClass {
     Invalid,
 }
 
+/// The table of the googleurl Envoy builds with. Chromium itself changed its table in 2024
+/// (crbug.com/1509295: no more decoding, `%00` kept); Envoy's current `path_utility_test.cc`
+/// still expects `%00` to be rejected and `%2E` decoded, so the older table is the one in force.
 fn char_class(b: u8) -> CharClass {
     match b {
         0 => CharClass::Invalid,

@@ -61,6 +61,15 @@ const ROWS: &[Row] = &[
     ("envoy strip_dotdot_segments_with_parameters /xyz/..;foo=bar/abc", BASE, "/xyz/..;foo=bar/abc", Ok("/abc")),
     ("envoy strip_dotdot_segments_with_parameters /..;foo=bar/abc", BASE, "/..;foo=bar/abc", Ok("/abc")),
     ("envoy strip_dotdot_segments_with_parameters /xyz/.;foo=bar/abc", BASE, "/xyz/.;foo=bar/abc", Ok("/xyz/abc")),
+    ("envoy NormalizeValidPaths ending dotdot with parameters", BASE, "/xyz/..;foo=bar", Ok("/")),
+    ("envoy NormalizeValidPaths ending dot with parameters", BASE, "/xyz/.;foo=bar", Ok("/xyz/")),
+    ("envoy NormalizeValidPaths starting dot with parameters", BASE, "/.;foo=bar/abc", Ok("/abc")),
+    ("envoy NormalizeValidPaths mixed dot segments with parameters", BASE, "/xyz/..;foo=bar/.;v1=2,v2=3/abc", Ok("/abc")),
+    ("envoy NormalizeValidPaths mixed dot segments, trailing .;", BASE, "/.;aaa/..;foo=bar/abc/.;mmm", Ok("/abc/")),
+    ("envoy NormalizeValidPaths mixed dot segments with a query", BASE, "/xyz/..;foo=bar/.;fff=zzz?blah=woops", Ok("/")),
+    ("envoy NormalizeValidPaths parameters elsewhere are kept", BASE, "/xyz/..;foo=bar/.;fff=zzz/remain;blah-bluh?query", Ok("/remain;blah-bluh")),
+    ("envoy StripDotSegmentWithParameters ...;foo is a name", BASE, "/xyz/...;foo", Ok("/xyz/...;foo")),
+    ("envoy StripDotSegmentWithParameters ..foo is a name", BASE, "/xyz/..foo", Ok("/xyz/..foo")),
     ("a ';' inside a name is no dot segment", BASE, "/a.;b/c", Ok("/a.;b/c")),
     ("fixed point: \\..; only becomes a ..; segment in canonicalization", BASE, "/public/\\..;/admin", Ok("/public/admin")),
     ("fixed point: %2e;x only becomes a .; segment in canonicalization", BASE, "/a/%2e;x/b", Ok("/a/b")),
@@ -119,6 +128,7 @@ const ROWS: &[Row] = &[
     ("CVE-2021-29492 DECODE_AND_MERGE_SLASHES decodes then removes ..", DECODE, "/something%2F..%2Fadmin", Ok("/admin")),
     ("CVE-2021-29492 %5C decodes to \\ and then to /", DECODE, "/a%5C..%5cadmin", Ok("/admin")),
     ("CVE-2021-31920 double slash before .. under MERGE_SLASHES", MERGE, "/public//../admin", Ok("/public/admin")),
+    ("envoy UnescapeSlashes mixed case, then canonicalization and merge", DECODE, "/x/%2E%2e/z%2f%2Fabc%5C../def", Ok("/z/def")),
     ("DECODE_AND_MERGE_SLASHES merges decoded slashes", DECODE, "/a%2F%2Fb", Ok("/a/b")),
     ("DECODE_AND_MERGE_SLASHES decodes once (%252F stays)", DECODE, "/a%252Fb", Ok("/a%252Fb")),
     ("DECODE_AND_MERGE_SLASHES leaves the query alone (then drops it)", DECODE, "/a?x=%2F", Ok("/a")),
@@ -216,6 +226,28 @@ fn envoy_path_steps() {
             Some("/a/b/c\\d\\e"),
         ),
         ("envoy unescapeSlashes one pass", "/%252F", None),
+        ("envoy UnescapeSlashes not %2f", "%2b", None),
+        ("envoy UnescapeSlashes incomplete", "/abc%2", None),
+        (
+            "envoy UnescapeSlashes double escape",
+            "%%2fa/",
+            Some("%/a/"),
+        ),
+        (
+            "envoy UnescapeSlashes incomplete escape",
+            "%2%2fa/",
+            Some("%2/a/"),
+        ),
+        (
+            "envoy UnescapeSlashes case-insensitive",
+            "%5c%5C",
+            Some("\\\\"),
+        ),
+        (
+            "envoy UnescapeSlashes keeps %2E",
+            "/x/%2E%2e/z%2f%2Fabc%5C../def",
+            Some("/x/%2E%2e/z//abc\\../def"),
+        ),
     ];
     for (pins, input, expected) in unescape {
         assert_eq!(unescape_slashes(input).as_deref(), expected, "{pins}");
