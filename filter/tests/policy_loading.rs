@@ -178,3 +178,100 @@ fn serde_errors_are_malformed_problems() {
     assert_eq!(errors[0].field, "spec.selector.matchLabels.a");
     assert!(matches!(errors[0].problem, Problem::Malformed(_)));
 }
+
+/// Seeded mutation of a full policy: whatever the input, loading never panics, accepted
+/// policies also pass `validate`, and every error is one line naming its policy.
+#[test]
+fn mutated_policies_never_panic() {
+    let base = json!([
+        ap(
+            "ns",
+            "a",
+            json!({
+                "selector": {"matchLabels": {"app": "x"}},
+                "action": "DENY",
+                "rules": [{
+                    "from": [{"source": {"principals": ["td/ns/a/sa/b"], "ipBlocks": ["10.0.0.0/8"], "serviceAccounts": ["a/b"]}}],
+                    "to": [{"operation": {"paths": ["/a/{*}"], "ports": ["80"], "hosts": ["*.x"]}}],
+                    "when": [{"key": "request.headers[x]", "values": ["v"]}, {"key": "destination.port", "notValues": ["1"]}],
+                }],
+            })
+        ),
+        ap(
+            "ns",
+            "b",
+            json!({"targetRefs": [{"kind": "Service", "name": "s"}]})
+        )
+    ]);
+    let replacements = [
+        json!(""),
+        json!("*"),
+        json!("a*b"),
+        json!(0),
+        json!(null),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!("spiffe://x"),
+        json!("/{**}/{*}"),
+        json!("10.0.0.0/33"),
+        json!("x".repeat(400)),
+        json!([""]),
+        json!(["*"]),
+        json!({"source": {}}),
+        json!("\n"),
+        json!("CUSTOM"),
+        json!("request.auth.claims[a][b]"),
+        json!(["%00"]),
+        json!(-1),
+    ];
+    let mut state: u64 = 0x0dd_ba11_5eed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..3000 {
+        let mut input = base.clone();
+        for _ in 0..(1 + next() % 3) {
+            // Walk to a random node and replace it.
+            let mut node = &mut input;
+            loop {
+                let children = match node {
+                    Value::Array(a) if !a.is_empty() => a.len(),
+                    Value::Object(o) if !o.is_empty() => o.len(),
+                    _ => 0,
+                };
+                if children == 0 || next() % 4 == 0 {
+                    break;
+                }
+                let pick = (next() % children as u64) as usize;
+                node = match node {
+                    Value::Array(a) => &mut a[pick],
+                    Value::Object(o) => o.values_mut().nth(pick).unwrap(),
+                    _ => unreachable!(),
+                };
+            }
+            *node = replacements[(next() % replacements.len() as u64) as usize].clone();
+        }
+        match parse_policies(&input) {
+            Ok(policies) => {
+                for p in &policies {
+                    assert_eq!(spiffe_authz::policy::validate(p), Ok(()), "{input}");
+                }
+            }
+            Err(errors) => {
+                assert!(!errors.is_empty());
+                for e in errors {
+                    let line = e.to_string();
+                    assert!(!line.contains('\n'), "{line}");
+                    assert!(!e.policy.is_empty(), "{line}");
+                    if !e.policy.contains(char::is_control) {
+                        assert!(line.starts_with(&e.policy), "{line}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -400,6 +400,12 @@ fn object_and_action_rules() {
             ["ns/<unnamed>: metadata.name: is required"]),
         ("metadata.namespace is required (never guessed)", json!({"metadata": {"name": "p"}, "spec": {}}),
             ["p: metadata.namespace: is required"]),
+        ("Kubernetes object names are RFC 1123 subdomains", json!({"metadata": {"name": "Allow_All", "namespace": "ns"}}),
+            ["ns/Allow_All: metadata.name: \"Allow_All\": must be a Kubernetes object name (lower-case RFC 1123 subdomain)"]),
+        ("Kubernetes namespace names are RFC 1123 labels", json!({"metadata": {"name": "a.b-c", "namespace": "my.ns"}}),
+            ["my.ns/a.b-c: metadata.namespace: \"my.ns\": must be a Kubernetes namespace name (lower-case RFC 1123 label)"]),
+        ("control characters in names are escaped in messages", json!({"metadata": {"name": "a\nb", "namespace": "ns"}}),
+            ["ns/a\\nb: metadata.name: \"a\\nb\": must be a Kubernetes object name (lower-case RFC 1123 subdomain)"]),
         ("every error is reported, in field order", {
             let mut p = policy(json!({"action": "DENY", "selector": {"matchLabels": {"a": "*"}}, "targetRef": {"kind": "Gateway", "name": "g", "group": "gateway.networking.k8s.io"}}));
             p["kind"] = json!("Other");

@@ -38,16 +38,30 @@ impl ValidationError {
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.policy)?;
+        // Names and serde messages can carry user text: control characters are escaped so
+        // the message stays one line.
+        write_one_line(f, &self.policy)?;
         if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
+            f.write_str(": ")?;
+            write_one_line(f, &self.field)?;
         }
         if let Some(value) = &self.value {
-            // Debug quoting escapes control characters, so the message stays on one line.
             write!(f, ": {value:?}")?;
         }
-        write!(f, ": {}", self.problem)
+        f.write_str(": ")?;
+        write_one_line(f, &self.problem.to_string())
     }
+}
+
+fn write_one_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            fmt::Write::write_char(f, c)?;
+        }
+    }
+    Ok(())
 }
 
 /// The rule a [`ValidationError`] breaks. Messages are lower-case and one line.
@@ -62,6 +76,10 @@ pub enum Problem {
     Kind,
     #[error("is required")]
     Required,
+    #[error("must be a Kubernetes object name (lower-case RFC 1123 subdomain)")]
+    ObjectName,
+    #[error("must be a Kubernetes namespace name (lower-case RFC 1123 label)")]
+    NamespaceName,
     #[error("duplicate policy (also {0})")]
     Duplicate(String),
     #[error("action CUSTOM needs an ext_authz provider, which spiffe-authz does not have")]

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::error::{Problem, ValidationError};
 use super::model::AuthorizationPolicy;
-use super::validate::{policy_label, validate_labelled};
+use super::validate::{label, policy_label, validate_labelled};
 
 /// Parses and validates policies from one JSON value: a single `AuthorizationPolicy` object,
 /// a JSON array of them, or a `kind: List` / `kind: AuthorizationPolicyList` object with
@@ -102,12 +102,7 @@ fn raw_label(item: &Value, item_index: Option<usize>) -> String {
             .and_then(Value::as_str)
             .unwrap_or_default()
     };
-    match (meta("name"), item_index) {
-        ("", Some(i)) => format!("items[{i}]"),
-        ("", None) => format!("{}/<unnamed>", meta("namespace")),
-        (name, _) if meta("namespace").is_empty() => name.to_owned(),
-        (name, _) => format!("{}/{}", meta("namespace"), name),
-    }
+    label(meta("namespace"), meta("name"), item_index)
 }
 
 /// Istio's "`from` must not be empty" / "`to` must not be empty" (validation_test.go

@@ -46,11 +46,16 @@ pub fn validate(policy: &AuthorizationPolicy) -> Result<(), Vec<ValidationError>
 
 /// How errors name a policy: `namespace/name`, or the list position when it has no name.
 pub(crate) fn policy_label(policy: &AuthorizationPolicy, item: Option<usize>) -> String {
-    match (policy.metadata.name.is_empty(), item) {
-        (false, _) if policy.metadata.namespace.is_empty() => policy.metadata.name.clone(),
-        (false, _) => policy.key(),
+    label(&policy.metadata.namespace, &policy.metadata.name, item)
+}
+
+/// `namespace/name`, or `name`, `namespace/<unnamed>`, `items[N]` when parts are missing.
+pub(crate) fn label(namespace: &str, name: &str, item: Option<usize>) -> String {
+    match (name.is_empty(), item) {
         (true, Some(i)) => format!("items[{i}]"),
-        (true, None) => format!("{}/<unnamed>", policy.metadata.namespace),
+        (true, None) => format!("{namespace}/<unnamed>"),
+        (false, _) if namespace.is_empty() => name.to_owned(),
+        (false, _) => format!("{namespace}/{name}"),
     }
 }
 
@@ -99,13 +104,18 @@ impl Validator<'_> {
                 self.error_value("kind", kind, Problem::Kind);
             }
         }
-        if policy.metadata.name.is_empty() {
+        let (name, namespace) = (&policy.metadata.name, &policy.metadata.namespace);
+        if name.is_empty() {
             self.error("metadata.name", Problem::Required);
+        } else if !is_dns_subdomain(name) {
+            self.error_value("metadata.name", name, Problem::ObjectName);
         }
         // Kubernetes always sets it; a pasted policy without one could be meant for any
         // namespace (even the root namespace, i.e. mesh-wide), so it is not guessed.
-        if policy.metadata.namespace.is_empty() {
+        if namespace.is_empty() {
             self.error("metadata.namespace", Problem::Required);
+        } else if !is_dns_label(namespace) {
+            self.error_value("metadata.namespace", namespace, Problem::NamespaceName);
         }
         let action = policy.action();
         self.dry_run(policy, action);
@@ -508,4 +518,21 @@ fn is_valid_literal(glob: &str) -> bool {
         && glob
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b))
+}
+
+/// Kubernetes namespace names: an RFC 1123 label (lower-case alphanumerics and `-`, starting
+/// and ending with an alphanumeric, at most 63 characters).
+fn is_dns_label(value: &str) -> bool {
+    value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && !value.is_empty()
+}
+
+/// Kubernetes object names: an RFC 1123 subdomain (dot-separated labels, at most 253).
+fn is_dns_subdomain(value: &str) -> bool {
+    value.len() <= 253 && value.split('.').all(is_dns_label)
 }
