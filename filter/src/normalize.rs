@@ -294,7 +294,18 @@ fn char_class(b: u8) -> CharClass {
     match b {
         0 => CharClass::Invalid,
         b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => CharClass::Unreserved,
-        0x01..=0x20 | 0x7f..=0xff | b'"' | b'#' | b'<' | b'>' | b'?' | b'`' => CharClass::Escape,
+        0x01..=0x20
+        | 0x7f..=0xff
+        | b'"'
+        | b'#'
+        | b'<'
+        | b'>'
+        | b'?'
+        | b'^'
+        | b'`'
+        | b'{'
+        | b'|'
+        | b'}' => CharClass::Escape,
         _ => CharClass::Pass,
     }
 }
@@ -393,10 +404,11 @@ fn needs_canonicalization(path: &[u8]) -> bool {
 /// Envoy `canonicalPath` on a path without query: Chromium's `CanonicalizePath`.
 ///
 /// Adds a leading `/` when missing; treats `\` as `/`; removes `.` and `..` segments (also
-/// written `%2e`); decodes escaped unreserved characters (`%41` -> `A`) except right after a
-/// stray `%` where that would form a new escape; keeps other escapes as written (`%2F`, `%5c`,
-/// `%25`); escapes controls, space, `"`, `<`, `>`, `` ` `` and non-ASCII as upper-case `%XX`;
-/// fails on `%00`. `Ok(None)` when the path is already canonical.
+/// written `%2e`); decodes escaped unreserved characters (`%41` -> `A`); keeps other escapes
+/// as written (`%2F`, `%5c`, `%25`) and a stray `%` as is; escapes controls, space, `"`, `<`,
+/// `>`, `^`, `` ` ``, `{`, `|`, `}` and non-ASCII as upper-case `%XX`; fails on `%00`.
+/// `Ok(None)` when the path is already canonical. One pass, like Envoy: `%%41` gives `%A`,
+/// which [`normalize_path`] then treats in its next pass.
 pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
     let input = path.as_bytes();
     if !needs_canonicalization(input) {
@@ -407,8 +419,6 @@ pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
     if !input.first().is_some_and(|&b| is_url_slash(b)) {
         out.push(b'/');
     }
-    // Output index of the last `%` that did not start a valid escape.
-    let mut stray_percent: Option<usize> = None;
     let mut i = 0;
     while let Some(&b) = input.get(i) {
         let dot = dot_len(input, i);
@@ -441,7 +451,6 @@ pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
                     _ => None,
                 };
                 let Some(value) = escaped else {
-                    stray_percent = Some(out.len());
                     out.push(b'%');
                     i += 1;
                     continue;
@@ -449,11 +458,6 @@ pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
                 let verbatim = input.get(i..i + 3).unwrap_or_default();
                 match char_class(value) {
                     CharClass::Invalid => return Err(PathError::EscapedNul),
-                    // Decoding right after a stray `%` could create a new escape ("%%41" would
-                    // become "%A"), changing the meaning on a second pass: keep it escaped.
-                    CharClass::Unreserved if stray_percent.is_some_and(|p| out.len() <= p + 2) => {
-                        out.extend_from_slice(verbatim)
-                    }
                     CharClass::Unreserved => out.push(value),
                     CharClass::Pass | CharClass::Escape => out.extend_from_slice(verbatim),
                 }
