@@ -11,7 +11,12 @@
 
 // Tests state their expectations with unwrap/expect/panic; the workspace denies them only in
 // the filter's own code.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod engine_support;
 
