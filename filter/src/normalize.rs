@@ -123,8 +123,9 @@ pub enum PathError {
     /// Chromium's path canonicalizer fails on an escaped NUL, and the HCM then rejects.
     #[error("path contains an escaped NUL (%00)")]
     EscapedNul,
-    /// Normalization did not settle; never seen, kept so a surprise fails closed.
-    #[error("path normalization did not reach a fixed point")]
+    /// Escapes nested deeper than the pass limit (`%%%3341` needs one pass per level): no
+    /// client needs that, so the request is refused rather than judged on a half-decoded path.
+    #[error("path escapes are nested too deeply to normalize")]
     Unstable,
 }
 
@@ -149,7 +150,7 @@ pub fn normalize_path(path: &str, mode: PathNormalization) -> Result<Cow<'_, str
     // `%2e.;` only become a `..;` segment during canonicalization), and the engine may see a
     // path the HCM already normalized: passes repeat until nothing changes, which is also
     // what a backend that normalizes again would read. Every changing pass after the first
-    // shortens the path, so this ends; the bound is a guard.
+    // shortens the path, so this ends; the bound refuses crafted deep nesting.
     for _ in 0..MAX_PASSES {
         match one_pass(&current, mode)? {
             None => return Ok(current),

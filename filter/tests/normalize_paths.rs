@@ -346,3 +346,32 @@ fn normalization_is_idempotent_and_removes_dot_segments() {
     }
     assert!(checked > 10_000, "generator produced too few valid paths");
 }
+
+/// `%%341` decodes to `%41` in one pass; each `%` and `%3x` layer adds a pass. A few layers
+/// settle; crafted deep nesting is refused (fail closed) instead of judged half-decoded.
+#[test]
+fn nested_escapes_settle_or_are_refused() {
+    let nest = |depth: usize| {
+        let mut s = String::from("%41");
+        for _ in 0..depth {
+            let at = s.find(|c: char| c.is_ascii_digit()).unwrap();
+            s = format!("{}%3{}", &s[..at], &s[at..]);
+        }
+        format!("/{s}")
+    };
+    assert_eq!(nest(1), "/%%341");
+    assert_eq!(nest(2), "/%%%3341");
+    for depth in 0..6 {
+        assert_eq!(
+            normalize_path(&nest(depth), BASE).as_deref(),
+            Ok("/A"),
+            "depth {depth}"
+        );
+    }
+    assert_eq!(normalize_path(&nest(20), BASE), Err(PathError::Unstable));
+    assert_eq!(
+        normalize_path(&nest(20), NONE).as_deref(),
+        Ok(nest(20).as_str()),
+        "NONE never decodes"
+    );
+}
