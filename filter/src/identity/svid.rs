@@ -12,12 +12,13 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
+use der::asn1::AnyRef;
 use der::oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME};
 use der::oid::ObjectIdentifier;
-use der::Decode;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectAltName};
-use x509_cert::Certificate;
+use der::{Decode, Reader, SliceReader, Tag, TagNumber, Tagged};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::ext::Extension;
+use x509_cert::time::Validity;
 
 use super::spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
 
@@ -129,8 +130,8 @@ pub fn verify_url_encoded_chain_leaf(
 
 /// Verifies a DER certificate.
 pub fn verify_der(der: &[u8], rules: &SvidRules<'_>) -> Result<SpiffeId, SvidError> {
-    let cert = Certificate::from_der(der).map_err(SvidError::Der)?;
-    let extensions = LeafExtensions::read(&cert)?;
+    let leaf = LeafFields::read(der).map_err(SvidError::Der)?;
+    let extensions = LeafExtensions::read(&leaf.extensions)?;
 
     let id = check_uri_san(extensions.single_uri_san()?, rules)?;
     if extensions.basic_constraints.is_some_and(|bc| bc.ca) {
@@ -151,7 +152,7 @@ pub fn verify_der(der: &[u8], rules: &SvidRules<'_>) -> Result<SpiffeId, SvidErr
     }
 
     // RFC 5280 §4.1.2.5: the validity period includes both notBefore and notAfter.
-    let validity = &cert.tbs_certificate.validity;
+    let validity = &leaf.validity;
     let now = rules.now_unix_secs;
     let not_before = validity.not_before.to_unix_duration().as_secs();
     let not_after = validity.not_after.to_unix_duration().as_secs();
@@ -193,22 +194,17 @@ struct LeafExtensions {
 }
 
 impl LeafExtensions {
-    fn read(cert: &Certificate) -> Result<LeafExtensions, SvidError> {
+    fn read(extensions: &[Extension]) -> Result<LeafExtensions, SvidError> {
         let mut uri_sans = None;
         let mut basic_constraints = None;
         let mut key_usage = None;
-        for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        for ext in extensions {
             let value = ext.extn_value.as_bytes();
             if ext.extn_id == ID_CE_SUBJECT_ALT_NAME {
-                let san = decode::<SubjectAltName>(value, "subjectAltName")?;
-                let uris = san
-                    .0
-                    .iter()
-                    .filter_map(|name| match name {
-                        GeneralName::UniformResourceIdentifier(uri) => Some(uri.to_string()),
-                        _ => None,
-                    })
-                    .collect();
+                let uris = uri_names(value).map_err(|error| SvidError::BadExtension {
+                    extension: "subjectAltName",
+                    error,
+                })?;
                 set_once(&mut uri_sans, uris, ext.extn_id)?;
             } else if ext.extn_id == ID_CE_BASIC_CONSTRAINTS {
                 let bc = decode::<BasicConstraints>(value, "basicConstraints")?;
@@ -232,6 +228,75 @@ impl LeafExtensions {
             many => Err(SvidError::MultipleUriSans { count: many.len() }),
         }
     }
+}
+
+/// The parts of a certificate (RFC 5280 §4.1) the SVID rules read. Only these are decoded;
+/// the rest is skipped as opaque TLVs: Envoy (BoringSSL) already parsed and verified the
+/// whole certificate in the handshake, and decoding names, keys and signatures again would
+/// only add code to the .wasm.
+struct LeafFields {
+    validity: Validity,
+    extensions: Vec<Extension>,
+}
+
+impl LeafFields {
+    fn read(der: &[u8]) -> der::Result<LeafFields> {
+        let mut reader = SliceReader::new(der)?;
+        let fields = reader.sequence(|certificate| {
+            let fields = certificate.sequence(|tbs| {
+                if tbs.peek_tag()? == context_tag(0, true) {
+                    AnyRef::decode(tbs)?; // version
+                }
+                AnyRef::decode(tbs)?; // serialNumber
+                AnyRef::decode(tbs)?; // signature
+                AnyRef::decode(tbs)?; // issuer
+                let validity = Validity::decode(tbs)?;
+                AnyRef::decode(tbs)?; // subject
+                AnyRef::decode(tbs)?; // subjectPublicKeyInfo
+                let mut extensions = Vec::new();
+                while !tbs.is_finished() {
+                    // issuerUniqueID [1], subjectUniqueID [2], extensions [3] EXPLICIT
+                    let field = AnyRef::decode(tbs)?;
+                    if field.tag() == context_tag(3, true) {
+                        extensions = Vec::<Extension>::from_der(field.value())?;
+                    }
+                }
+                Ok(LeafFields {
+                    validity,
+                    extensions,
+                })
+            })?;
+            AnyRef::decode(certificate)?; // signatureAlgorithm
+            AnyRef::decode(certificate)?; // signatureValue
+            Ok(fields)
+        })?;
+        reader.finish(fields)
+    }
+}
+
+fn context_tag(number: u8, constructed: bool) -> Tag {
+    Tag::ContextSpecific {
+        constructed,
+        number: TagNumber::new(number),
+    }
+}
+
+/// The URI names of a SubjectAltName (RFC 5280 §4.2.1.6: `[6] IMPLICIT IA5String`); every
+/// other name type is skipped undecoded.
+fn uri_names(san: &[u8]) -> der::Result<Vec<String>> {
+    let mut reader = SliceReader::new(san)?;
+    let uris = reader.sequence(|names| {
+        let mut uris = Vec::new();
+        while !names.is_finished() {
+            let name = AnyRef::decode(names)?;
+            if name.tag() == context_tag(6, false) {
+                let uri = der::asn1::Ia5StringRef::new(name.value())?;
+                uris.push(uri.as_str().to_owned());
+            }
+        }
+        Ok(uris)
+    })?;
+    reader.finish(uris)
 }
 
 fn decode<'a, T: Decode<'a>>(value: &'a [u8], extension: &'static str) -> Result<T, SvidError> {
