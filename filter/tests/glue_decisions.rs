@@ -421,3 +421,40 @@ fn tcp_uses_the_same_policies_without_http_attributes() {
         "decided once per connection"
     );
 }
+
+#[test]
+fn per_policy_counters_are_defined_on_first_use() {
+    // Envoy RBAC per-policy stats shape: <prefix>.rbac.policy.<name>.<allowed|denied>.
+    let host = FakeHost::new();
+    host.set_configuration(DEMO);
+    let mut root = Root::new();
+    assert!(root.on_configure(&host));
+    host.set_property("connection.mtls", vec![1]);
+    host.set_property("connection.uri_san_peer_certificate", FRONTEND);
+    host.set_property("source.address", "10.0.0.1:43210");
+    host.set_request_headers(&[
+        (":path", "/debug/x"),
+        (":method", "GET"),
+        (":authority", "b"),
+    ]);
+    for _ in 0..3 {
+        root.new_http_stream().on_request_headers(&host);
+    }
+    let name = "spiffe_authz.rbac.policy.demo.deny-debug-endpoints.denied";
+    assert_eq!(host.counter(name), 3);
+    let defined = host
+        .counter_names
+        .borrow()
+        .iter()
+        .filter(|n| *n == name)
+        .count();
+    assert_eq!(defined, 1, "defined once, not per request");
+    // No per-policy counter when no policy decided (default deny).
+    host.set_request_headers(&[(":path", "/x"), (":method", "POST"), (":authority", "b")]);
+    root.new_http_stream().on_request_headers(&host);
+    assert!(!host
+        .counter_names
+        .borrow()
+        .iter()
+        .any(|n| n.contains(".none.")));
+}

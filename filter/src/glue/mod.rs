@@ -23,7 +23,8 @@
 //! Deny: the configured response (403 `RBAC: access denied` by default) with response code
 //! details `rbac_access_denied_matched_policy[<ns>/<name>]`, as Envoy's RBAC filter; TCP: the
 //! connection is closed. Counters: `spiffe_authz.rbac.{allowed,denied,shadow_allowed,
-//! shadow_denied,audited}` and `spiffe_authz.config_rejected`.
+//! shadow_denied,audited}`, `spiffe_authz.config_rejected`, and per deciding policy
+//! `spiffe_authz.rbac.policy.<namespace>.<name>.{allowed,denied}` (defined on first use).
 
 pub mod facts;
 pub mod fake;

@@ -29,6 +29,8 @@ pub const COUNTER_SHADOW_ALLOWED: &str = "spiffe_authz.rbac.shadow_allowed";
 pub const COUNTER_SHADOW_DENIED: &str = "spiffe_authz.rbac.shadow_denied";
 pub const COUNTER_AUDITED: &str = "spiffe_authz.rbac.audited";
 pub const COUNTER_CONFIG_REJECTED: &str = "spiffe_authz.config_rejected";
+/// Followed by `<namespace>.<name>.allowed` / `.denied`.
+pub const COUNTER_POLICY_PREFIX: &str = "spiffe_authz.rbac.policy.";
 
 /// Host metric ids; `None` when the host refused to define one (counting is then skipped,
 /// deciding is not).
@@ -87,9 +89,41 @@ pub struct Plugin {
     /// Whether per-connection facts are worth caching by connection id (it costs one host call
     /// per request, so only when it saves more than one).
     pub cache_connection_facts: bool,
+    /// Per-policy counter ids, defined on a policy's first decision (not at configure: with
+    /// thousands of policies most never decide anything).
+    /// `[denied, allowed]`, by `namespace/name`.
+    policy_counters: RefCell<[BTreeMap<String, Option<u32>>; 2]>,
 }
 
 impl Plugin {
+    /// Counts a decision by `policy` (`namespace/name`) under
+    /// `spiffe_authz.rbac.policy.<namespace>.<name>.{allowed,denied}`, the shape of Envoy's
+    /// per-policy RBAC stats.
+    pub fn count_policy<H: Host + ?Sized>(&self, host: &H, policy: &str, allowed: bool) {
+        let index = usize::from(allowed);
+        let known = self
+            .policy_counters
+            .borrow()
+            .get(index)
+            .and_then(|ids| ids.get(policy).copied());
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let name = format!(
+                    "{COUNTER_POLICY_PREFIX}{}.{}",
+                    policy.replace('/', "."),
+                    if allowed { "allowed" } else { "denied" }
+                );
+                let id = host.define_counter(&name).ok();
+                if let Some(ids) = self.policy_counters.borrow_mut().get_mut(index) {
+                    ids.insert(policy.to_string(), id);
+                }
+                id
+            }
+        };
+        Counters::bump(host, id);
+    }
+
     /// Logs `message` if `level` passes the configured `logLevel`.
     pub fn log<H: Host + ?Sized>(&self, host: &H, level: LogLevel, message: &str) {
         if level >= self.config.log_level {
@@ -299,6 +333,7 @@ pub fn configure<H: Host + ?Sized>(
             identity,
             counters,
             cache_connection_facts,
+            policy_counters: RefCell::new([BTreeMap::new(), BTreeMap::new()]),
         },
         warnings,
     ))

@@ -72,6 +72,9 @@ pub fn report<H: Host + ?Sized>(
     let counters: &Counters = &plugin.counters;
     let level = plugin.config.denial_log_level;
     let (policy, rule) = deciding_policy(&decision.reason);
+    if rule.is_some() {
+        plugin.count_policy(host, policy, decision.verdict == Verdict::Allow);
+    }
     let rule = rule.map_or_else(|| "-".to_string(), |r| r.to_string());
     match decision.verdict {
         Verdict::Allow => {
