@@ -458,3 +458,40 @@ fn per_policy_counters_are_defined_on_first_use() {
         .iter()
         .any(|n| n.contains(".none.")));
 }
+
+#[test]
+fn host_calls_per_request_with_the_demo_policies() {
+    // The figures in BENCHMARKS.md "Plugin": the demo policies read the principal (identity
+    // per connection, default sources: peer certificate then URI SAN), ipBlocks (source.address,
+    // per request: in HTTP it may be XFF-derived) and a request header.
+    let host = FakeHost::new();
+    host.set_configuration(DEMO);
+    let mut root = Root::new();
+    assert!(root.on_configure(&host));
+    host.set_property("connection.mtls", vec![1]);
+    host.set_property("connection.uri_san_peer_certificate", FRONTEND);
+    host.set_property("connection_id", 7u64.to_le_bytes().to_vec());
+    host.set_property("source.address", "10.0.0.1:43210");
+    host.set_request_headers(&[(":path", "/api/x"), (":method", "GET"), (":authority", "b")]);
+    host.take_calls();
+    let calls = |host: &FakeHost| {
+        host.take_calls()
+            .into_iter()
+            .map(|c| c.split(' ').next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    root.new_http_stream().on_request_headers(&host);
+    let first = calls(&host);
+    root.new_http_stream().on_request_headers(&host);
+    let second = calls(&host);
+    let reads = |c: &[String]| c.iter().filter(|c| !c.contains("metric")).count();
+    // headers, connection_id, connection.{mtls,peer_certificate,uri_san_peer_certificate},
+    // clock (certificate validity), source.address.
+    assert_eq!(reads(&first), 7, "{first:?}");
+    // headers, connection_id, source.address.
+    assert_eq!(reads(&second), 3, "{second:?}");
+    // allowed, shadow_allowed (the dry-run policy), the per-policy counter (defined on the
+    // first request only).
+    assert_eq!(first.len() - reads(&first), 4, "{first:?}");
+    assert_eq!(second.len() - reads(&second), 3, "{second:?}");
+}
