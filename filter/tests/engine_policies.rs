@@ -824,6 +824,8 @@ fn compile_errors_name_policy_field_and_value() {
         ("a bad port names its field", "istio generator.go convertToPort", policy("pt", json!({"rules": [{"to": [{"operation": {"notPorts": ["http"]}}]}]})), "foo/pt: spec.rules[0].to[0].operation.notPorts[0]: \"http\": not a port number"),
         ("a bad destination.port value", "istio generator.go destPortGenerator", policy("dp", json!({"rules": [{"when": [{"key": "destination.port", "values": ["70000"]}]}]})), "foo/dp: spec.rules[0].when[0].values[0]: \"70000\": not a port number"),
         ("a bad source.ip notValue", "istio generator.go srcIPGenerator", policy("si", json!({"rules": [{"when": [{"key": "source.ip", "notValues": ["x"]}]}]})), "foo/si: spec.rules[0].when[0].notValues[0]: \"x\": not an IP address"),
+        ("a template operator must be a whole segment", "istio security.go CheckValidPathTemplate", policy("t", json!({"rules": [{"to": [{"operation": {"paths": ["/a{*}"]}}]}]})), "foo/t: spec.rules[0].to[0].operation.paths[0]: \"/a{*}\": a {*} or {**} template must be a whole path segment"),
+        ("{**} must be the last template operator", "istio security.go CheckValidPathTemplate", policy("t2", json!({"rules": [{"to": [{"operation": {"notPaths": ["/{**}/{*}"]}}]}]})), "foo/t2: spec.rules[0].to[0].operation.notPaths[0]: \"/{**}/{*}\": {**} must be the last template operator"),
         ("a malformed header key", "istio model extractNameInBrackets", policy("h", json!({"rules": [{"when": [{"key": "request.headers[]", "values": ["x"]}]}]})), "foo/h: spec.rules[0].when[0].key: \"request.headers[]\": unknown condition key"),
     ];
     let mut failures = Vec::new();

@@ -213,7 +213,7 @@ pub(crate) fn operation_constraints(
         &o.paths,
         &o.not_paths,
         errors,
-        |v| Ok(PathMatch::parse(v)),
+        PathMatch::parse,
     );
     push(&mut out, f, Constraint::Path);
     let f = field(

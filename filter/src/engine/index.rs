@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::ip::{push_sorted, CidrIndex};
-use super::operation::PathMatch;
+use super::operation::{PathMatch, TemplateTok};
 use super::rule::{CompiledRule, Constraint, Facts};
 use super::string_match::{JoinedValues, StringMatch};
 
@@ -193,6 +193,24 @@ impl RuleSet {
     }
 }
 
+/// The literals of one entry's positive `paths` when all are of `kind`. A template's
+/// leading literal (`/api/` of `/api/{*}/x`) is a prefix every matching path starts with.
+fn path_literals(paths: &[PathMatch], kind: Kind) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let literal = match p {
+            PathMatch::String(m) => kind_of(m).filter(|(k, _)| *k == kind).map(|(_, v)| v),
+            PathMatch::Template(toks) if kind == Kind::Prefix => match toks.first() {
+                Some(TemplateTok::Lit(lit)) => Some(&**lit),
+                _ => None,
+            },
+            PathMatch::Template(_) => None,
+        };
+        out.push(literal?);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn anchor(ix: &mut Index, rule: &CompiledRule, id: u32) {
     let from = &rule.principals;
     let to = &rule.permissions;
@@ -231,17 +249,7 @@ fn anchor(ix: &mut Index, rule: &CompiledRule, id: u32) {
     }
     for kind in [Kind::Exact, Kind::Prefix, Kind::Suffix] {
         let found = every_entry(to, |c| match c {
-            Constraint::Path(f) => {
-                let strings: Option<Vec<&StringMatch>> = f
-                    .any_of
-                    .iter()
-                    .map(|p| match p {
-                        PathMatch::String(m) => Some(m),
-                        PathMatch::Template(_) => None,
-                    })
-                    .collect();
-                literals(strings?.into_iter(), kind)
-            }
+            Constraint::Path(f) => path_literals(&f.any_of, kind),
             _ => None,
         });
         if let Some(values) = found {

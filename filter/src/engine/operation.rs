@@ -25,12 +25,35 @@ pub(crate) enum TemplateTok {
 }
 
 impl PathMatch {
-    pub(crate) fn parse(value: &str) -> PathMatch {
-        if value.contains("{*}") || value.contains("{**}") {
-            PathMatch::Template(parse_template(value))
-        } else {
-            PathMatch::String(StringMatch::string_matcher(value))
+    /// A template must have Istio's validated shape (`CheckValidPathTemplate`): operators are
+    /// whole segments and nothing but literals follows `{**}`. Besides matching what Istio
+    /// accepts, that keeps matching linear in the path length.
+    pub(crate) fn parse(value: &str) -> Result<PathMatch, String> {
+        if !(value.contains("{*}") || value.contains("{**}")) {
+            return Ok(PathMatch::String(StringMatch::string_matcher(value)));
         }
+        let toks = parse_template(value);
+        let mut after_text = false;
+        for (i, tok) in toks.iter().enumerate() {
+            if matches!(tok, TemplateTok::Lit(_)) {
+                continue;
+            }
+            let before = i.checked_sub(1).and_then(|j| toks.get(j));
+            let whole = matches!(before, Some(TemplateTok::Lit(l)) if l.ends_with('/'))
+                && match toks.get(i + 1) {
+                    None => true,
+                    Some(TemplateTok::Lit(l)) => l.starts_with('/'),
+                    Some(_) => false,
+                };
+            if !whole {
+                return Err("a {*} or {**} template must be a whole path segment".into());
+            }
+            if after_text {
+                return Err("{**} must be the last template operator".into());
+            }
+            after_text = matches!(tok, TemplateTok::Text);
+        }
+        Ok(PathMatch::Template(toks))
     }
 
     /// `path` is the request path with the query and fragment already removed (Envoy's
@@ -127,16 +150,19 @@ mod tests {
 
     #[test]
     fn templates_follow_envoy_uri_template() {
-        let m = PathMatch::parse("/foo/{*}/bar");
+        let m = PathMatch::parse("/foo/{*}/bar").unwrap();
         assert!(m.matches("/foo/x/bar"));
         assert!(!m.matches("/foo//bar"));
         assert!(!m.matches("/foo/x/y/bar"));
-        let m = PathMatch::parse("/foo/{**}");
+        let m = PathMatch::parse("/foo/{**}").unwrap();
         assert!(m.matches("/foo/"));
         assert!(m.matches("/foo/a/b/c"));
         assert!(!m.matches("/foo"));
-        let m = PathMatch::parse("/{**}.mpd");
+        let m = PathMatch::parse("/{**}/b.mpd").unwrap();
         assert!(m.matches("/a/b.mpd"));
-        assert!(!m.matches("/a b.mpd"));
+        assert!(!m.matches("/a x/b.mpd"));
+        for bad in ["/{**}.mpd", "/a{*}", "/{**}/{*}", "/{*}{*}", "{*}/a"] {
+            assert!(PathMatch::parse(bad).is_err(), "{bad}");
+        }
     }
 }
