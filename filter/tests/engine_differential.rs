@@ -277,3 +277,139 @@ fn engine_agrees_with_reference_on_small_policy_sets() {
 fn engine_agrees_with_reference_on_larger_rule_sets() {
     run(0x5eed_0002, 60, 40, 50);
 }
+
+const NASTY: &[&str] = &[
+    "*",
+    "**",
+    "*a*",
+    "",
+    "{*}",
+    "{**}",
+    "/{*}",
+    "/a/{**}",
+    "/{**}/{*}",
+    "a{*}",
+    "/%zz",
+    "/é/ü",
+    "\n",
+    "a\nb",
+    "[",
+    "]",
+    "x]",
+    "[y",
+    "/",
+    "//",
+    "?",
+    "#",
+    "cluster.local/ns/*/sa/*",
+    "*/ns/",
+    "10.0.0.0/33",
+    "::/0",
+    "10.0.0.1",
+    "65536",
+    "0",
+    "-1",
+    "GET",
+    "ns",
+    "/ns/",
+    "\u{0}",
+    "🦀",
+];
+const NASTY_KEYS: &[&str] = &[
+    "request.headers[x]",
+    "request.headers[]",
+    "request.headers[a][b]",
+    "request.auth.claims[a][b]",
+    "request.auth.claims[]",
+    "request.auth.claims",
+    "source.ip",
+    "remote.ip",
+    "destination.ip",
+    "destination.port",
+    "connection.sni",
+    "source.namespace",
+    "source.principal",
+    "source.serviceAccount",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "experimental.envoy.filters.a[b]",
+    "nope",
+    "",
+];
+
+fn nasty_list(rng: &mut Rng) -> Vec<String> {
+    rng.some(NASTY, 3)
+}
+
+#[test]
+fn nothing_panics_on_hostile_policies_and_requests() {
+    let mut rng = Rng(0x5eed_0003);
+    let cfg = config();
+    let fields = [
+        "principals",
+        "notPrincipals",
+        "namespaces",
+        "notNamespaces",
+        "serviceAccounts",
+        "trustDomains",
+        "ipBlocks",
+        "notRemoteIpBlocks",
+        "requestPrincipals",
+    ];
+    let ops = [
+        "hosts", "notHosts", "methods", "paths", "notPaths", "ports", "notPorts",
+    ];
+    let mut compiled = 0;
+    for _ in 0..2000 {
+        let mut source = serde_json::Map::new();
+        source.insert(rng.pick(&fields).into(), json!(nasty_list(&mut rng)));
+        let mut operation = serde_json::Map::new();
+        operation.insert(rng.pick(&ops).into(), json!(nasty_list(&mut rng)));
+        let when = json!([{"key": rng.pick(NASTY_KEYS), "values": nasty_list(&mut rng)}]);
+        let mut rule = serde_json::Map::new();
+        if rng.chance(70) {
+            rule.insert("from".into(), json!([{"source": source}]));
+        }
+        if rng.chance(70) {
+            rule.insert("to".into(), json!([{"operation": operation}]));
+        }
+        if rng.chance(50) {
+            rule.insert("when".into(), when);
+        }
+        let action = ["ALLOW", "DENY", "AUDIT", "CUSTOM"][rng.below(4)];
+        let p = policy("p", json!({"action": action, "rules": [rule]}));
+        let Ok((engine, _)) = spiffe_authz::engine::Engine::compile(&[p], &cfg) else {
+            continue;
+        };
+        compiled += 1;
+        for _ in 0..5 {
+            let mut r = req()
+                .path(rng.pick(NASTY))
+                .method(rng.pick(NASTY))
+                .host(rng.pick(NASTY))
+                .header("x", rng.pick(NASTY))
+                .header("x", rng.pick(NASTY));
+            if rng.chance(50) {
+                r = r.principal(rng.pick(NASTY));
+            }
+            if rng.chance(50) {
+                r = r.sni(rng.pick(NASTY));
+            }
+            if rng.chance(30) {
+                r = r.jwt(
+                    rng.pick(NASTY),
+                    json!({"a": {"b": [rng.pick(NASTY), 1, null]}, "sub": rng.pick(NASTY)}),
+                );
+            }
+            if rng.chance(20) {
+                r = r.tcp();
+            }
+            let _ = r.decide(&engine).to_string();
+        }
+    }
+    assert!(
+        compiled > 500,
+        "most hostile policies still compile: {compiled}"
+    );
+}

@@ -8,6 +8,22 @@
 //!   host only for those.
 //! - [`Engine::decide`]: borrowed per-request facts -> [`Decision`], no heap allocation.
 //!
+//! Choices where Istio leaves room or where a sidecar filter differs from Istio's own:
+//! - `targetRef` / `targetRefs` policies are for gateways and waypoints; a sidecar never
+//!   applies them, so they are skipped with a [`Warning`].
+//! - `experimental.envoy.filters.*` and `request.experimental.inline.headers[..]` conditions
+//!   are compile errors: they read Envoy state this filter cannot see, and guessing could
+//!   only widen an ALLOW or narrow a DENY.
+//! - `istio.io/dry-run` on an AUDIT policy is ignored (AUDIT only reports anyway).
+//! - `requestPrincipals` / `request.auth.principal` compare `iss` and `sub` from the JWT
+//!   payload when the glue passes it (Istio's extended matcher), else split
+//!   `RequestAuth::principal` at its last `/`.
+//! - A path that normalization rejects denies the request before any policy is read
+//!   ([`Reason::InvalidPath`]); Envoy would have answered it with 400/404 itself.
+//! - Decisions report the first matching rule in Envoy's order: the RBAC `policies` map
+//!   sorted by Istio's name `ns[<ns>]-policy[<name>]-rule[<i>]` (so `rule[10]` before
+//!   `rule[2]`).
+//!
 //! One module per Istio concept: [`scope`](self) (which policies apply), `principal`,
 //! `ip`, `operation`, `condition` (the serde model -> constraints), `rule` (from/to/when
 //! combination), `index`, `compile`, `decide`, `explain`.
