@@ -4,7 +4,7 @@
 //! Which side a condition lands on (principal or permission) follows Istio `model.New`; the
 //! side does not change the decision but keeps the structure identical to Istio's.
 
-use crate::policy::{Condition, Operation, Source, ValidationError};
+use crate::policy::{Condition, ConditionKey, Operation, Source, ValidationError};
 
 use super::compile::engine_error;
 use super::ip::Cidr;
@@ -230,13 +230,14 @@ pub(crate) fn operation_constraints(
 }
 
 /// `when[j]` at `path`; `None` (with an error pushed) for a key this engine cannot honour.
+/// Keys are classified by [`ConditionKey::parse`], the parser validation uses, so the two
+/// layers cannot disagree on what a key means.
 pub(crate) fn condition_constraint(
     ctx: &PolicyCtx<'_>,
     path: &str,
     c: &Condition,
     errors: &mut Vec<ValidationError>,
 ) -> Option<(Side, Constraint)> {
-    let key = c.key.as_str();
     let names = ("values", "notValues");
     let (vs, nvs) = (&c.values, &c.not_values);
     let strings = |errors: &mut Vec<ValidationError>| {
@@ -244,106 +245,94 @@ pub(crate) fn condition_constraint(
             Ok(StringMatch::string_matcher(v))
         })
     };
-    let brackets = |rest: &str| -> Option<Vec<Box<str>>> {
-        let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
-        let parts: Vec<Box<str>> = inner.split("][").map(Box::from).collect();
-        let ok = parts
-            .iter()
-            .all(|p| !p.is_empty() && !p.contains('[') && !p.contains(']'));
-        ok.then_some(parts)
-    };
-    let made = if let Some(rest) = key.strip_prefix("request.headers") {
-        match brackets(rest).filter(|p| p.len() == 1) {
-            Some(mut name) => {
-                let name = name.pop().unwrap_or_default().to_ascii_lowercase();
-                let f = field(ctx, path, names, vs, nvs, errors, |v| {
-                    Ok(StringMatch::header_matcher(v))
-                });
-                Some((
-                    Side::Principal,
-                    Constraint::Header {
-                        name: name.into(),
-                        field: f,
-                    },
-                ))
-            }
-            None => None,
+    let key = match ConditionKey::parse(&c.key) {
+        Ok(key) => key,
+        Err(e) => {
+            errors.push(engine_error(
+                ctx.key,
+                format!("{path}.key"),
+                Some(&c.key),
+                e.to_string(),
+            ));
+            return None;
         }
-    } else if let Some(rest) = key.strip_prefix("request.auth.claims") {
-        brackets(rest).map(|claim_path| {
+    };
+    let made = match key {
+        ConditionKey::RequestHeader(name) => {
+            let f = field(ctx, path, names, vs, nvs, errors, |v| {
+                Ok(StringMatch::header_matcher(v))
+            });
             (
                 Side::Principal,
-                Constraint::Claim {
-                    path: claim_path,
-                    field: strings(errors),
+                Constraint::Header {
+                    name: name.to_ascii_lowercase().into(),
+                    field: f,
                 },
             )
-        })
-    } else {
-        match key {
-            "source.ip" => Some((
-                Side::Principal,
-                Constraint::DirectRemoteIp(field(ctx, path, names, vs, nvs, errors, cidr)),
-            )),
-            "remote.ip" => Some((
-                Side::Principal,
-                Constraint::RemoteIp(field(ctx, path, names, vs, nvs, errors, cidr)),
-            )),
-            "destination.ip" => Some((
-                Side::Permission,
-                Constraint::DestinationIp(field(ctx, path, names, vs, nvs, errors, cidr)),
-            )),
-            "destination.port" => Some((
-                Side::Permission,
-                Constraint::DestinationPort(field(ctx, path, names, vs, nvs, errors, port)),
-            )),
-            "connection.sni" => Some((Side::Permission, Constraint::Sni(strings(errors)))),
-            "source.namespace" => Some((
-                Side::Principal,
-                Constraint::Namespace(field(ctx, path, names, vs, nvs, errors, |v| {
-                    Ok(namespace_matcher(v))
-                })),
-            )),
-            "source.serviceAccount" => Some((
-                Side::Principal,
-                Constraint::ServiceAccount(field(ctx, path, names, vs, nvs, errors, |v| {
-                    Ok(service_account_matcher(v, ctx.namespace))
-                })),
-            )),
-            "source.principal" => Some((
-                Side::Principal,
-                Constraint::Principal(principal_field(ctx, path, names, vs, nvs, errors)),
-            )),
-            "request.auth.principal" => Some((
-                Side::Principal,
-                Constraint::RequestPrincipal(field(ctx, path, names, vs, nvs, errors, |v| {
-                    Ok(RequestPrincipalMatch::parse(v))
-                })),
-            )),
-            "request.auth.audiences" => {
-                Some((Side::Principal, Constraint::Audience(strings(errors))))
-            }
-            "request.auth.presenter" => {
-                Some((Side::Principal, Constraint::Presenter(strings(errors))))
-            }
-            _ => None,
+        }
+        ConditionKey::RequestAuthClaims(claim_path) => (
+            Side::Principal,
+            Constraint::Claim {
+                path: claim_path.into_iter().map(Box::from).collect(),
+                field: strings(errors),
+            },
+        ),
+        ConditionKey::SourceIp => (
+            Side::Principal,
+            Constraint::DirectRemoteIp(field(ctx, path, names, vs, nvs, errors, cidr)),
+        ),
+        ConditionKey::RemoteIp => (
+            Side::Principal,
+            Constraint::RemoteIp(field(ctx, path, names, vs, nvs, errors, cidr)),
+        ),
+        ConditionKey::DestinationIp => (
+            Side::Permission,
+            Constraint::DestinationIp(field(ctx, path, names, vs, nvs, errors, cidr)),
+        ),
+        ConditionKey::DestinationPort => (
+            Side::Permission,
+            Constraint::DestinationPort(field(ctx, path, names, vs, nvs, errors, port)),
+        ),
+        ConditionKey::ConnectionSni => (Side::Permission, Constraint::Sni(strings(errors))),
+        ConditionKey::SourceNamespace => (
+            Side::Principal,
+            Constraint::Namespace(field(ctx, path, names, vs, nvs, errors, |v| {
+                Ok(namespace_matcher(v))
+            })),
+        ),
+        ConditionKey::SourceServiceAccount => (
+            Side::Principal,
+            Constraint::ServiceAccount(field(ctx, path, names, vs, nvs, errors, |v| {
+                Ok(service_account_matcher(v, ctx.namespace))
+            })),
+        ),
+        ConditionKey::SourcePrincipal => (
+            Side::Principal,
+            Constraint::Principal(principal_field(ctx, path, names, vs, nvs, errors)),
+        ),
+        ConditionKey::RequestAuthPrincipal => (
+            Side::Principal,
+            Constraint::RequestPrincipal(field(ctx, path, names, vs, nvs, errors, |v| {
+                Ok(RequestPrincipalMatch::parse(v))
+            })),
+        ),
+        ConditionKey::RequestAuthAudiences => {
+            (Side::Principal, Constraint::Audience(strings(errors)))
+        }
+        ConditionKey::RequestAuthPresenter => {
+            (Side::Principal, Constraint::Presenter(strings(errors)))
+        }
+        ConditionKey::ExperimentalEnvoyFilter { .. } => {
+            errors.push(engine_error(
+                ctx.key,
+                format!("{path}.key"),
+                Some(&c.key),
+                "experimental.envoy.filters.* reads Envoy dynamic metadata, which spiffe-authz \
+                 cannot see; refusing the policy rather than guessing"
+                    .to_owned(),
+            ));
+            return None;
         }
     };
-    if made.is_none() {
-        let why = if key.starts_with("experimental.envoy.filters.") {
-            "experimental.envoy.filters.* reads Envoy dynamic metadata, which spiffe-authz \
-             cannot see; refusing the policy rather than guessing"
-        } else if key.starts_with("request.experimental.inline.headers") {
-            "inline header matching is not supported by spiffe-authz"
-        } else {
-            "unknown condition key"
-        };
-        errors.push(engine_error(
-            ctx.key,
-            format!("{path}.key"),
-            Some(key),
-            why.to_owned(),
-        ));
-    }
-    made
+    Some(made)
 }
