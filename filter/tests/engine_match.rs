@@ -633,6 +633,23 @@ fn source_ip_blocks() {
             req().dest_ip("10.0.0.2"),
             true,
         ),
+        (
+            "ipBlocks: a bare IPv6 address is a /128",
+            "istio util.AddrStrToCidrRange",
+            from(json!({"ipBlocks": ["2001:db8::7"]})),
+            req().peer_ip("2001:db8::8"),
+            false,
+        ),
+        (
+            "remoteIpBlocks: no client address known, no match",
+            ENVOY_RBAC,
+            from(json!({"remoteIpBlocks": ["0.0.0.0/0"]})),
+            Req {
+                remote_ip: None,
+                ..req()
+            },
+            false,
+        ),
     ]);
 }
 
@@ -968,6 +985,41 @@ fn operation_fields() {
             req().path("/ip"),
             true,
         ),
+        (
+            "paths: {*} accepts percent-encoded characters in its segment",
+            TEMPLATE,
+            to(json!({"paths": ["/a/{*}"]})),
+            req().path("/a/x%2Fy"),
+            true,
+        ),
+        (
+            "paths: {*} does not accept characters outside RFC 3986 pchar",
+            TEMPLATE,
+            to(json!({"paths": ["/a/{*}"]})),
+            req().path("/a/x\"y"),
+            false,
+        ),
+        (
+            "notPaths: the query does not hide a listed path",
+            ENVOY_PATH,
+            to(json!({"notPaths": ["/admin"]})),
+            req().path("/admin?debug=1"),
+            false,
+        ),
+        (
+            "ports: port 0 is a port like any other",
+            "istio generator.go convertToPort",
+            to(json!({"ports": ["0"]})),
+            req().port(0),
+            true,
+        ),
+        (
+            "hosts: a host:port value is compared with the port",
+            "istio matcher.HostMatcher",
+            to(json!({"hosts": ["httpbin.foo:8000"]})),
+            req().host("httpbin.foo:8000"),
+            true,
+        ),
     ]);
 }
 
@@ -1198,6 +1250,68 @@ fn request_authentication() {
             when_not("request.auth.claims[groups]", &["dev"]),
             jwt(),
             false,
+        ),
+        (
+            "request.auth.audiences: * needs a non-empty audience",
+            MATCHER,
+            when("request.auth.audiences", &["*"]),
+            jwt(),
+            true,
+        ),
+        (
+            "request.auth.presenter: absent azp does not match",
+            COND,
+            when("request.auth.presenter", &["frontend"]),
+            req().jwt(
+                "https://issuer.example/alice",
+                json!({"iss": iss, "sub": "alice"}),
+            ),
+            false,
+        ),
+        (
+            "request.auth.presenter notValues: absent azp matches",
+            MODEL,
+            when_not("request.auth.presenter", &["frontend"]),
+            req().jwt(
+                "https://issuer.example/alice",
+                json!({"iss": iss, "sub": "alice"}),
+            ),
+            true,
+        ),
+        (
+            "request.auth.claims: a boolean claim never matches a string",
+            "envoy metadata StringMatcher",
+            when("request.auth.claims[admin]", &["true"]),
+            req().jwt(
+                "https://issuer.example/alice",
+                json!({"iss": iss, "sub": "alice", "admin": true}),
+            ),
+            false,
+        ),
+        (
+            "requestPrincipals: an issuer with a path splits at the last '/'",
+            "istio requestPrincipalGenerator",
+            from(json!({"requestPrincipals": ["https://issuer.example/tenants/a/bob"]})),
+            req().jwt(
+                "https://issuer.example/tenants/a/bob",
+                json!({"iss": "https://issuer.example/tenants/a", "sub": "bob"}),
+            ),
+            true,
+        ),
+        (
+            "requestPrincipals: without a payload the principal is split at the last '/'",
+            "istio requestPrincipalGenerator",
+            from(json!({"requestPrincipals": ["https://issuer.example/*"]})),
+            Req {
+                auth: Some(Auth {
+                    principal: "https://issuer.example/carol".into(),
+                    audiences: Vec::new(),
+                    presenter: None,
+                    claims: None,
+                }),
+                ..req()
+            },
+            true,
         ),
     ]);
 }

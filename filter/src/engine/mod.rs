@@ -15,6 +15,10 @@
 //!   are compile errors: they read Envoy state this filter cannot see, and guessing could
 //!   only widen an ALLOW or narrow a DENY.
 //! - `istio.io/dry-run` on an AUDIT policy is ignored (AUDIT only reports anyway).
+//! - [`Decision::dry_run`] is what the dry-run policies alone would decide (their DENY
+//!   shadow rules, then their ALLOW shadow rules), always computed. Envoy evaluates the
+//!   ALLOW filter's shadow rules only for requests the enforced DENY filter let through;
+//!   reporting them for every request is more useful and changes no enforcement.
 //! - `requestPrincipals` / `request.auth.principal` compare `iss` and `sub` from the JWT
 //!   payload when the glue passes it (Istio's extended matcher), else split
 //!   `RequestAuth::principal` at its last `/`.
