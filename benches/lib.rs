@@ -18,6 +18,8 @@ pub mod engine_shapes {
         ExactPrincipals,
         /// ALLOW rule i: `principals: [cluster.local/ns/n<i>/*]` (prefix buckets).
         PrincipalPrefixes,
+        /// ALLOW rule i: `namespaces: [n<i>]` (namespace index).
+        Namespaces,
         /// ALLOW rule i: `paths: [/api/v<i>/items]` (hash index).
         ExactPaths,
         /// ALLOW rule i: `paths: [/api/v<i>/*]` (prefix buckets).
@@ -37,9 +39,10 @@ pub mod engine_shapes {
     }
 
     impl Shape {
-        pub const ALL: [Shape; 9] = [
+        pub const ALL: [Shape; 10] = [
             Shape::ExactPrincipals,
             Shape::PrincipalPrefixes,
+            Shape::Namespaces,
             Shape::ExactPaths,
             Shape::PathPrefixes,
             Shape::PathTemplates,
@@ -53,6 +56,7 @@ pub mod engine_shapes {
             match self {
                 Shape::ExactPrincipals => "exact_principals",
                 Shape::PrincipalPrefixes => "principal_prefixes",
+                Shape::Namespaces => "namespaces",
                 Shape::ExactPaths => "exact_paths",
                 Shape::PathPrefixes => "path_prefixes",
                 Shape::PathTemplates => "path_templates",
@@ -114,6 +118,7 @@ pub mod engine_shapes {
             Shape::PrincipalPrefixes => {
                 json!({"from": [{"source": {"principals": [format!("cluster.local/ns/n{i}/*")]}}]})
             }
+            Shape::Namespaces => json!({"from": [{"source": {"namespaces": [format!("n{i}")]}}]}),
             Shape::ExactPaths => {
                 json!({"to": [{"operation": {"paths": [format!("/api/v{i}/items")]}}]})
             }
@@ -220,7 +225,10 @@ pub mod engine_shapes {
             headers: vec![("user-agent".into(), "bench".into())],
         };
         match shape {
-            Shape::ExactPrincipals | Shape::OnePolicyPerRule | Shape::PrincipalPrefixes => {
+            Shape::ExactPrincipals
+            | Shape::OnePolicyPerRule
+            | Shape::PrincipalPrefixes
+            | Shape::Namespaces => {
                 p.principal = Some(format!("cluster.local/ns/n{i}/sa/s{i}"));
             }
             Shape::ExactPaths => p.path = format!("/api/v{i}/items"),

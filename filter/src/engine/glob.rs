@@ -88,7 +88,6 @@ impl Glob {
         match_from(&self.toks, &subject, 0)
     }
 
-    #[cfg(test)]
     pub(crate) fn tokens(&self) -> &[Tok] {
         &self.toks
     }

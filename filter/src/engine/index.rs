@@ -2,7 +2,7 @@
 //! rather than at every rule.
 //!
 //! Each rule gets at most one anchor: a fact every match of the rule requires (an exact
-//! principal, a principal prefix or suffix, a CIDR on the peer or client address, an exact
+//! principal, a principal prefix or suffix, an exact namespace, a CIDR on the peer or client address, an exact
 //! path, a path prefix or suffix, an exact header value). Rules with no anchor are scanned.
 //! Candidates are verified by evaluating the whole rule, so an index can only skip work,
 //! never change an outcome. Rules are numbered in Envoy's policy order (the RBAC `policies`
@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use super::ip::{push_sorted, CidrIndex};
 use super::operation::{PathMatch, TemplateTok};
+use super::principal::{namespace_candidates, namespace_literal};
 use super::rule::{CompiledRule, Constraint, Facts};
 use super::string_match::{JoinedValues, StringMatch};
 
@@ -76,6 +77,7 @@ struct Index {
     principal_exact: LenBuckets,
     principal_prefix: LenBuckets,
     principal_suffix: LenBuckets,
+    namespace_exact: LenBuckets,
     direct_ip: CidrIndex,
     remote_ip: CidrIndex,
     path_exact: LenBuckets,
@@ -169,6 +171,9 @@ impl RuleSet {
             ix.principal_exact.exact(p, &mut visit);
             ix.principal_prefix.prefixes(p, &mut visit);
             ix.principal_suffix.suffixes(p, &mut visit);
+            if !ix.namespace_exact.map.is_empty() {
+                namespace_candidates(p, |ns| ix.namespace_exact.exact(ns, &mut visit));
+            }
         }
         if let Some(ip) = f.direct_remote_ip {
             ix.direct_ip.for_each_candidate(ip, &mut visit);
@@ -228,6 +233,18 @@ fn anchor(ix: &mut Index, rule: &CompiledRule, id: u32) {
             values.iter().for_each(|v| target.insert(v, id));
             return;
         }
+    }
+    let found = every_entry(from, |c| match c {
+        Constraint::Namespace(f) if !f.any_of.is_empty() => f
+            .any_of
+            .iter()
+            .map(namespace_literal)
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    });
+    if let Some(names) = found {
+        names.iter().for_each(|n| ix.namespace_exact.insert(n, id));
+        return;
     }
     for remote in [false, true] {
         let found = every_entry(from, |c| match c {

@@ -7,7 +7,7 @@
 //! generator.go` (`srcPrincipalGenerator`, `srcNamespaceGenerator`,
 //! `srcServiceAccountGenerator`) and `pilot/pkg/security/trustdomain/bundle.go`.
 
-use super::glob::{Glob, GlobBuilder};
+use super::glob::{Glob, GlobBuilder, Tok};
 use super::string_match::StringMatch;
 
 /// Istio's name for the local trust domain in policies (`constants.DefaultClusterLocalDomain`).
@@ -36,6 +36,43 @@ pub(crate) fn namespace_matcher(value: &str) -> Glob {
         .literal("/")
         .run(0)
         .build()
+}
+
+/// The namespace of a [`namespace_matcher`] built from a plain name (no `*`, `.`, `/` or
+/// newline): then the regex matches exactly when `/ns/<name>/` occurs in the URI SAN, which
+/// an index can look up (see [`namespace_candidates`]).
+pub(crate) fn namespace_literal(glob: &Glob) -> Option<&str> {
+    match glob.tokens() {
+        [Tok::Run { min: 0 }, Tok::Lit(ns_prefix), Tok::Lit(name), Tok::Lit(slash), Tok::Run { min: 0 }]
+            if &**ns_prefix == b"/ns/" && &**slash == b"/" =>
+        {
+            let name = std::str::from_utf8(name).ok()?;
+            (!name.contains(['/', '\n', '*', '.'])).then_some(name)
+        }
+        _ => None,
+    }
+}
+
+/// Every `<name>` such that `/ns/<name>/` occurs in `spiffe://<principal>`, for the namespace
+/// index. (`spiffe://` itself cannot contain `/ns/`, but its last `/` can start one.)
+pub(crate) fn namespace_candidates(principal: &str, mut f: impl FnMut(&str)) {
+    let mut take = |after: &str| {
+        if let Some((name, _)) = after.split_once('/') {
+            f(name);
+        }
+    };
+    if let Some(rest) = principal.strip_prefix("ns/") {
+        take(rest);
+    }
+    // Occurrences may overlap (`/ns/ns/foo/`), so search again from the next byte.
+    let mut from = 0;
+    while let Some(at) = principal.get(from..).and_then(|s| s.find("/ns/")) {
+        let at = from + at;
+        if let Some(rest) = principal.get(at + 4..) {
+            take(rest);
+        }
+        from = at + 1;
+    }
 }
 
 /// A `serviceAccounts` / `source.serviceAccount` value `<ns>/<sa>` or `<sa>` (namespace of
@@ -189,6 +226,29 @@ mod tests {
             b.replace_aliases(&["*td1/ns/foo/sa/bar".to_owned()]),
             vec!["td2/ns/foo/sa/bar", "*td1/ns/foo/sa/bar"]
         );
+    }
+
+    #[test]
+    fn namespace_index_agrees_with_the_regex() {
+        let principals = [
+            "td/ns/foo/sa/x",
+            "ns/foo/sa/x",
+            "td/ns/ns/foo/x",
+            "td/ns/foo",
+            "td/x/ns/foo/y",
+            "td/ns//sa/x",
+        ];
+        for name in ["foo", "ns", "sa", "x"] {
+            let glob = namespace_matcher(name);
+            assert_eq!(namespace_literal(&glob), Some(name));
+            for p in principals {
+                let mut hit = false;
+                namespace_candidates(p, |c| hit |= c == name);
+                assert_eq!(hit, uri_glob_matches(&glob, p), "{name} in {p}");
+            }
+        }
+        assert_eq!(namespace_literal(&namespace_matcher("fo*")), None);
+        assert_eq!(namespace_literal(&namespace_matcher("f.o")), None);
     }
 
     #[test]
