@@ -72,6 +72,8 @@ pub struct Request {
     /// or, with `use_remote_address: false` and an `x-forwarded-for`, the XFF address with
     /// port 0.
     pub source_address: String,
+    /// A plain TCP connection (network filter) instead of an HTTP request.
+    pub tcp: bool,
 }
 
 /// `GET /` to `backend.demo.svc.cluster.local` from `frontend` over mTLS, socket peer
@@ -84,6 +86,7 @@ pub fn get(path: &str) -> Request {
         headers: Vec::new(),
         peer: Peer::spiffe("spiffe://cluster.local/ns/demo/sa/frontend"),
         source_address: "10.0.0.1:43210".to_owned(),
+        tcp: false,
     }
 }
 
@@ -106,6 +109,11 @@ impl Request {
     }
     pub fn source_address(mut self, address: &str) -> Self {
         self.source_address = address.to_owned();
+        self
+    }
+    /// The same peer on a plain TCP connection: no HTTP attributes exist.
+    pub fn tcp(mut self) -> Self {
+        self.tcp = true;
         self
     }
 }
@@ -233,6 +241,20 @@ impl Row {
         host.set_property("source.address", self.request.source_address.as_str());
         host.set_property("destination.address", "10.0.0.2:8000");
         let r = &self.request;
+        if r.tcp {
+            let mut connection = root.new_tcp_stream();
+            assert_eq!(connection.on_new_connection(&host), Action::Continue);
+            return match connection.on_downstream_data(&host) {
+                Action::Continue => {
+                    assert_eq!(host.closed_downstream.get(), 0, "{}", self.name);
+                    Allow
+                }
+                Action::Pause => {
+                    assert_eq!(host.closed_downstream.get(), 1, "{}", self.name);
+                    Deny
+                }
+            };
+        }
         let mut headers: Vec<(&str, &str)> = vec![
             (":authority", r.authority.as_str()),
             (":path", r.path.as_str()),
