@@ -51,6 +51,22 @@ impl Peer {
         }
     }
 
+    /// For failure messages: a certificate is shown by size, not as a page of base64.
+    pub fn summary(&self) -> String {
+        match self {
+            Peer::Plaintext => "plaintext".to_owned(),
+            Peer::Mtls {
+                uri_san,
+                peer_certificate,
+            } => format!(
+                "mtls uri_san={uri_san:?} peer_certificate={}",
+                peer_certificate
+                    .as_ref()
+                    .map_or("none".to_owned(), |pem| format!("<{} bytes>", pem.len()))
+            ),
+        }
+    }
+
     pub fn certificate(url_encoded_pem: String) -> Peer {
         Peer::Mtls {
             uri_san: None,
@@ -288,7 +304,7 @@ impl Row {
     /// One line naming everything needed to reproduce a mismatch.
     pub fn describe(&self, actual: Verdict) -> String {
         format!(
-            "{} [{}] normalization={} policies={} request={} {} authority={:?} headers={:?} peer={:?} source={} => expected {:?} (patched Istio), filter says {:?}: {}",
+            "{} [{}] normalization={} policies={} request={} {} authority={:?} headers={:?} peer={} source={} => expected {:?} (patched Istio), filter says {:?}: {}",
             self.name,
             self.advisory,
             self.normalization,
@@ -297,7 +313,7 @@ impl Row {
             self.request.path,
             self.request.authority,
             self.request.headers,
-            self.request.peer,
+            self.request.peer.summary(),
             self.request.source_address,
             self.expect,
             actual,
