@@ -53,10 +53,10 @@ fn as_peer(spiffe_id: &str) -> bypass_support::Request {
 
 fn principal_rows() -> Vec<Row> {
     let admin = allow_principals(&["cluster.local/ns/demo/sa/admin"]);
-    let look_alike = |name: &'static str, uri: &str, note: &'static str| {
+    let look_alike = |name: &'static str, advisory: &'static str, uri: &str, note: &'static str| {
         Row::new(
             format!("principal: {name}"),
-            PRINCIPAL_EXACT,
+            advisory,
             admin.clone(),
             as_peer(uri),
             Deny,
@@ -74,66 +74,79 @@ fn principal_rows() -> Vec<Row> {
         ),
         look_alike(
             "service account with a suffix",
+            PRINCIPAL_EXACT,
             "spiffe://cluster.local/ns/demo/sa/admin-evil",
             "an exact principal is not a prefix",
         ),
         look_alike(
             "service account with an extra segment",
+            PRINCIPAL_EXACT,
             "spiffe://cluster.local/ns/demo/sa/admin/evil",
             "no implicit trailing match on principals",
         ),
         look_alike(
             "service account in another case",
+            PRINCIPAL_EXACT,
             "spiffe://cluster.local/ns/demo/sa/Admin",
             "principals compare byte for byte",
         ),
         look_alike(
             "same path in a look-alike trust domain",
+            TRUST_DOMAIN,
             "spiffe://cluster.local.evil/ns/demo/sa/admin",
             "cluster.local.evil is not cluster.local",
         ),
         look_alike(
             "same path in an upper-case trust domain",
+            SPIFFE_ID,
             "spiffe://CLUSTER.LOCAL/ns/demo/sa/admin",
             "SPIFFE trust domains are lower case: a second spelling is refused",
         ),
         look_alike(
             "upper-case scheme",
+            SPIFFE_ID,
             "SPIFFE://cluster.local/ns/demo/sa/admin",
             "the scheme is exactly spiffe://",
         ),
         look_alike(
             "trailing slash",
+            SPIFFE_ID,
             "spiffe://cluster.local/ns/demo/sa/admin/",
             "SPIFFE IDs have no trailing slash",
         ),
         look_alike(
             "dot-dot segment",
+            SPIFFE_ID,
             "spiffe://cluster.local/ns/demo/sa/x/../admin",
             "SPIFFE IDs have no dot segments",
         ),
         look_alike(
             "empty segment",
+            SPIFFE_ID,
             "spiffe://cluster.local/ns/demo//sa/admin",
             "SPIFFE IDs have no empty segments",
         ),
         look_alike(
             "percent-encoded slash",
+            SPIFFE_ID,
             "spiffe://cluster.local/ns/demo/sa%2Fadmin",
             "'%' is not a SPIFFE path character",
         ),
         look_alike(
             "user info in the authority",
+            SPIFFE_ID,
             "spiffe://admin@cluster.local/ns/demo/sa/admin",
             "SPIFFE IDs carry no user info",
         ),
         look_alike(
             "port in the authority",
+            SPIFFE_ID,
             "spiffe://cluster.local:443/ns/demo/sa/admin",
             "SPIFFE IDs carry no port",
         ),
         look_alike(
             "query after the path",
+            SPIFFE_ID,
             "spiffe://cluster.local/ns/demo/sa/admin?x=1",
             "SPIFFE IDs carry no query",
         ),
@@ -240,6 +253,30 @@ fn namespace_rows() -> Vec<Row> {
             as_peer("spiffe://cluster.local/ns/prod-evil/sa/x"),
             Allow,
             "documented '*' semantics",
+        ),
+        Row::new(
+            "namespace: empty segment after the namespace",
+            SPIFFE_ID,
+            prod.clone(),
+            as_peer("spiffe://cluster.local/ns/prod//sa/x"),
+            Deny,
+            "the regex .*/ns/prod/.* would match; the ID is refused before any matcher",
+        ),
+        Row::new(
+            "namespace: trailing slash after the namespace",
+            SPIFFE_ID,
+            prod.clone(),
+            as_peer("spiffe://cluster.local/ns/prod/"),
+            Deny,
+            "the regex would match; a SPIFFE ID has no trailing slash",
+        ),
+        Row::new(
+            "namespace: dot-dot climbing out of the namespace",
+            SPIFFE_ID,
+            prod.clone(),
+            as_peer("spiffe://cluster.local/ns/prod/../evil/sa/x"),
+            Deny,
+            "the regex would match; a SPIFFE ID has no dot segments",
         ),
         Row::new(
             "namespace injection: /ns/prod/ inside the service account path",
@@ -593,7 +630,9 @@ fn rows() -> Vec<Row> {
 
 #[test]
 fn identity_bypasses_decide_as_patched_istio() {
-    assert_closed_rows(&rows());
+    let rows = rows();
+    assert!(rows.len() >= 55, "{} rows", rows.len());
+    assert_closed_rows(&rows);
 }
 
 #[test]

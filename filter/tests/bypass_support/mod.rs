@@ -198,14 +198,15 @@ impl Row {
 
     /// The plugin configuration this row runs with.
     pub fn config(&self) -> String {
-        let mut config = json!({
-            "trustDomain": "cluster.local",
-            "workload": {"namespace": NAMESPACE, "labels": {"app": "backend"}},
-            "pathNormalization": self.normalization,
-            "identitySources": ["connectionAttributes"],
-        });
-        if let (Some(config), Some(settings)) = (config.as_object_mut(), self.settings.as_object())
-        {
+        let mut config = serde_json::Map::new();
+        config.insert("trustDomain".into(), json!("cluster.local"));
+        config.insert(
+            "workload".into(),
+            json!({"namespace": NAMESPACE, "labels": {"app": "backend"}}),
+        );
+        config.insert("pathNormalization".into(), json!(self.normalization));
+        config.insert("identitySources".into(), json!(["connectionAttributes"]));
+        if let Some(settings) = self.settings.as_object() {
             for (k, v) in settings {
                 config.insert(k.clone(), v.clone());
             }
@@ -221,8 +222,8 @@ impl Row {
                 })
             })
             .collect();
-        config["policies"] = Value::Array(policies);
-        config.to_string()
+        config.insert("policies".into(), Value::Array(policies));
+        Value::Object(config).to_string()
     }
 
     /// What the filter decides, through the glue, on a fresh plugin and connection.
