@@ -10,7 +10,7 @@ use super::compile::engine_error;
 use super::ip::Cidr;
 use super::operation::{parse_port, PathMatch};
 use super::principal::{
-    namespace_matcher, principal_matcher, service_account_matcher, TrustDomainBundle,
+    principal_matcher, service_account_matcher, NamespaceMatch, TrustDomainBundle,
 };
 use super::rule::{Constraint, Field, RequestPrincipalMatch};
 use super::string_match::StringMatch;
@@ -128,7 +128,7 @@ pub(crate) fn source_constraints(
         &s.namespaces,
         &s.not_namespaces,
         errors,
-        |v| Ok(namespace_matcher(v)),
+        |v| Ok(NamespaceMatch::new(v)),
     );
     push(&mut out, f, Constraint::Namespace);
     let f = field(
@@ -297,7 +297,7 @@ pub(crate) fn condition_constraint(
         ConditionKey::SourceNamespace => (
             Side::Principal,
             Constraint::Namespace(field(ctx, path, names, vs, nvs, errors, |v| {
-                Ok(namespace_matcher(v))
+                Ok(NamespaceMatch::new(v))
             })),
         ),
         ConditionKey::SourceServiceAccount => (

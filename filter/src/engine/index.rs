@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::ip::{push_sorted, CidrIndex};
 use super::operation::{PathMatch, TemplateTok};
-use super::principal::{namespace_candidates, namespace_literal};
+use super::principal::{namespace_candidates, NamespaceMatch};
 use super::rule::{CompiledRule, Constraint, Facts};
 use super::string_match::{JoinedValues, StringMatch};
 
@@ -238,7 +238,7 @@ fn anchor(ix: &mut Index, rule: &CompiledRule, id: u32) {
         Constraint::Namespace(f) if !f.any_of.is_empty() => f
             .any_of
             .iter()
-            .map(namespace_literal)
+            .map(NamespaceMatch::literal)
             .collect::<Option<Vec<_>>>(),
         _ => None,
     });

@@ -26,8 +26,39 @@ pub(crate) fn principal_matcher(value: &str) -> StringMatch {
     }
 }
 
-/// A `namespaces` / `source.namespace` value: the regex `.*/ns/<v>/.*` on the URI SAN, with
-/// `*` rewritten to `.*` and nothing escaped (Istio `srcNamespaceGenerator`).
+/// A `namespaces` / `source.namespace` value: Istio's regex, plus the plain name when there
+/// is one (the common case), which matches without running the regex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamespaceMatch {
+    glob: Glob,
+    literal: Option<Box<str>>,
+}
+
+impl NamespaceMatch {
+    pub(crate) fn new(value: &str) -> NamespaceMatch {
+        let glob = namespace_matcher(value);
+        let literal = namespace_literal(&glob).map(Box::from);
+        NamespaceMatch { glob, literal }
+    }
+
+    pub(crate) fn literal(&self) -> Option<&str> {
+        self.literal.as_deref()
+    }
+
+    pub(crate) fn matches(&self, principal: &str) -> bool {
+        match &self.literal {
+            Some(name) => {
+                let mut hit = false;
+                namespace_candidates(principal, |c| hit |= c == &**name);
+                hit
+            }
+            None => uri_glob_matches(&self.glob, principal),
+        }
+    }
+}
+
+/// The regex `.*/ns/<v>/.*` on the URI SAN, with `*` rewritten to `.*` and nothing escaped
+/// (Istio `srcNamespaceGenerator`).
 pub(crate) fn namespace_matcher(value: &str) -> Glob {
     GlobBuilder::default()
         .run(0)
@@ -245,6 +276,16 @@ mod tests {
                 let mut hit = false;
                 namespace_candidates(p, |c| hit |= c == name);
                 assert_eq!(hit, uri_glob_matches(&glob, p), "{name} in {p}");
+            }
+        }
+        for p in principals {
+            for v in ["foo", "fo*", "*", "f.o"] {
+                let m = NamespaceMatch::new(v);
+                assert_eq!(
+                    m.matches(p),
+                    uri_glob_matches(&namespace_matcher(v), p),
+                    "{v} {p}"
+                );
             }
         }
         assert_eq!(namespace_literal(&namespace_matcher("fo*")), None);

@@ -13,7 +13,7 @@ use super::api::RequestAuth;
 use super::glob::Glob;
 use super::ip::Cidr;
 use super::operation::PathMatch;
-use super::principal::{trust_domain_of, uri_glob_matches};
+use super::principal::{trust_domain_of, uri_glob_matches, NamespaceMatch};
 use super::string_match::{JoinedValues, StringMatch};
 
 /// `values` / `notValues` of one field: Istio emits `Or(values)` and `Not(Or(notValues))`,
@@ -116,7 +116,7 @@ pub(crate) enum Constraint {
     /// `principals`, `source.principal` (after trust-domain aliasing).
     Principal(Field<StringMatch>),
     /// `namespaces`, `source.namespace`.
-    Namespace(Field<Glob>),
+    Namespace(Field<NamespaceMatch>),
     /// `serviceAccounts`, `source.serviceAccount`: any of the value's patterns.
     ServiceAccount(Field<Vec<Glob>>),
     /// `trustDomains`: the principal's trust domain.
@@ -182,7 +182,7 @@ impl Constraint {
         match self {
             Constraint::Principal(field) => field.eval(|m| m.matches(f.principal)),
             Constraint::Namespace(field) => {
-                field.eval(|g| f.principal.is_some_and(|p| uri_glob_matches(g, p)))
+                field.eval(|m| f.principal.is_some_and(|p| m.matches(p)))
             }
             Constraint::ServiceAccount(field) => field.eval(|gs| {
                 f.principal
