@@ -193,6 +193,50 @@ fn principal_rows() -> Vec<Row> {
             "plaintext can carry nothing that names a peer",
         ),
         Row::new(
+            "principal: DENY notPrincipals catches plaintext",
+            "istio.io AuthorizationPolicy: notPrincipals matches a request without a peer principal",
+            json!({"action": "DENY", "rules": [{"from": [{"source": {"notPrincipals": ["cluster.local/ns/demo/sa/frontend"]}}]}]}),
+            get("/").peer(Peer::Plaintext),
+            Deny,
+            "deny-all-but-one must also deny the unauthenticated",
+        ),
+        Row::new(
+            "principal: cluster.local in a policy means the local trust domain",
+            "istio trustdomain bundle.go ReplaceTrustDomainAliases: cluster.local stands for the mesh trust domain",
+            admin.clone(),
+            as_peer("spiffe://corp.example/ns/demo/sa/admin"),
+            Allow,
+            "policies written for the default trust domain keep working after a rename",
+        )
+        .settings(json!({"trustDomain": "corp.example"})),
+        Row::new(
+            "principal: literal cluster.local peer outside the renamed trust domain",
+            TRUST_DOMAIN,
+            admin.clone(),
+            as_peer(ADMIN),
+            Deny,
+            "the alias substitution widens the policy, never the set of trusted peers",
+        )
+        .settings(json!({"trustDomain": "corp.example"})),
+        Row::new(
+            "principal: an alias trust domain is the same identity",
+            "istio meshConfig.trustDomainAliases (trustdomain bundle.go)",
+            admin.clone(),
+            as_peer("spiffe://old.example/ns/demo/sa/admin"),
+            Allow,
+            "aliases are trusted and equal to the local domain",
+        )
+        .settings(json!({"trustDomain": "corp.example", "trustDomainAliases": ["old.example"]})),
+        Row::new(
+            "principal: a look-alike of the alias is not trusted",
+            TRUST_DOMAIN,
+            admin.clone(),
+            as_peer("spiffe://old.example.evil/ns/demo/sa/admin"),
+            Deny,
+            "alias matching is exact",
+        )
+        .settings(json!({"trustDomain": "corp.example", "trustDomainAliases": ["old.example"]})),
+        Row::new(
             "principal: TCP DENY with a wildcard suffix principal",
             "CVE-2020-16844: DENY with '*suffix' principals/namespaces generated no TCP match",
             json!({"action": "DENY", "rules": [{"from": [{"source": {"principals": ["*/sa/admin"]}}]}]}),
@@ -512,6 +556,15 @@ fn certificate_rows() -> Vec<Row> {
             get("/").peer(Peer::certificate(expired(ADMIN))),
             Deny,
             "fail closed for ALLOW",
+        )
+        .settings(sources.clone()),
+        Row::new(
+            "certificate: expired SVID against a DENY notPrincipals",
+            "istio.io AuthorizationPolicy: notPrincipals matches a request without a peer principal",
+            json!({"action": "DENY", "rules": [{"from": [{"source": {"notPrincipals": ["cluster.local/ns/demo/sa/admin"]}}]}]}),
+            get("/").peer(Peer::certificate(expired(ADMIN))),
+            Deny,
+            "an invalid certificate proves no principal, so the negation denies",
         )
         .settings(sources.clone()),
         Row::new(
