@@ -489,6 +489,22 @@ fn xfcc_rows() -> Vec<Row> {
             "Envoy appends to the first line; a second line is the client's",
         ),
         row(
+            "repeated header lines, forged element first",
+            get("/")
+                .peer(Peer::spiffe(FRONTEND))
+                .header(
+                    "x-forwarded-client-cert",
+                    &format!("By={BACKEND};URI={ADMIN}"),
+                )
+                .header(
+                    "x-forwarded-client-cert",
+                    &format!("URI={FRONTEND},By={BACKEND};URI={FRONTEND}"),
+                ),
+            Deny,
+            "two XFCC lines are ambiguous: whichever line Envoy appended to, the peer is frontend",
+        )
+        .open("BYPASS (host-dependent): with two x-forwarded-client-cert lines the glue reads only the first, which the client wrote entirely"),
+        row(
             "Envoy's element from a foreign trust domain",
             xfcc(&format!(
                 "By={BACKEND};URI=spiffe://cluster.local.evil/ns/demo/sa/admin"
@@ -716,4 +732,10 @@ fn bypass_invalid_certificate_skips_deny() {
 #[ignore = "BYPASS: DENY ipBlocks does not fire when source.address comes from x-forwarded-for (direct peer unknown)"]
 fn bypass_ip_blocks_behind_xff() {
     assert_open_rows(&rows(), "ipBlocks:");
+}
+
+#[test]
+#[ignore = "BYPASS (host-dependent): with repeated x-forwarded-client-cert lines the glue trusts the first line's last element, which may be forged"]
+fn bypass_xfcc_first_of_repeated_lines() {
+    assert_open_rows(&rows(), "xfcc: repeated header lines, forged");
 }
