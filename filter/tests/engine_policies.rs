@@ -693,6 +693,7 @@ fn trust_domain_aliases() {
             req().principal("td1/ns/foo/sa/alice"),
             "allow: allowed by foo/a rule 0",
         ),
+        ("an unset trust domain is cluster.local (a DENY on cluster.local principals still denies)", "istio meshConfig.trustDomain default", td_config("", &[]), policy("d", json!({"action": "DENY", "rules": [{"from": [{"source": {"principals": [ALICE]}}]}]})), req().principal(ALICE), "deny: denied by foo/d rule 0"),
     ];
     let mut failures = Vec::new();
     for (name, source, cfg, p, r, want) in rows {

@@ -11,7 +11,7 @@ use super::condition::{
     condition_constraint, operation_constraints, source_constraints, PolicyCtx, Side,
 };
 use super::index::RuleSet;
-use super::principal::TrustDomainBundle;
+use super::principal::{TrustDomainBundle, CLUSTER_LOCAL};
 use super::rule::{CompiledRule, Constraint};
 use super::scope::{is_dry_run, scope, Scope};
 
@@ -102,7 +102,13 @@ pub(crate) fn compile(
     policies: &[AuthorizationPolicy],
     config: &EngineConfig,
 ) -> Result<(Compiled, Vec<Warning>), Vec<ValidationError>> {
-    let bundle = TrustDomainBundle::new(&config.trust_domain, &config.trust_domain_aliases);
+    // An unset trust domain is Istio's default; aliasing `cluster.local` to "" would rewrite
+    // every `cluster.local/...` principal into one no peer has, silently disabling DENYs.
+    let trust_domain = match config.trust_domain.as_str() {
+        "" => CLUSTER_LOCAL,
+        td => td,
+    };
+    let bundle = TrustDomainBundle::new(trust_domain, &config.trust_domain_aliases);
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut out = Compiled {

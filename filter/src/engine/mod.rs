@@ -28,7 +28,7 @@
 //!   sorted by Istio's name `ns[<ns>]-policy[<name>]-rule[<i>]` (so `rule[10]` before
 //!   `rule[2]`).
 //!
-//! One module per Istio concept: [`scope`](self) (which policies apply), `principal`,
+//! One module per Istio concept: `scope` (which policies apply), `principal`,
 //! `ip`, `operation`, `condition` (the serde model -> constraints), `rule` (from/to/when
 //! combination), `index`, `compile`, `decide`, `explain`.
 
