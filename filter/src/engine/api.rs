@@ -55,12 +55,15 @@ pub struct Request<'a> {
 pub struct HttpRequest<'a> {
     /// `:method`, as sent (methods match case-sensitively).
     pub method: &'a str,
-    /// `:path` as received (may include `?query` / `#fragment`); the engine normalizes it per
-    /// [`EngineConfig::path_normalization`].
+    /// `:path` as received (may include `?query`); the engine normalizes it per
+    /// [`EngineConfig::path_normalization`] and matches it without the query. A path Envoy
+    /// would reject (a `#fragment`, not starting with `/`) is denied: [`Reason::InvalidPath`].
     pub path: &'a str,
     /// `:authority` (host, maybe with port).
     pub host: &'a str,
-    /// All request headers, names lower-case, repeated headers as repeated entries.
+    /// All request headers, names lower-case, repeated headers as repeated entries (matched
+    /// as Envoy does: all values joined with `,`). Pseudo-headers may be left out:
+    /// `request.headers[:method]`, `[:path]`, `[:authority]` fall back to the fields above.
     pub headers: &'a [(&'a str, &'a str)],
 }
 
@@ -71,7 +74,8 @@ pub struct RequestAuth<'a> {
     pub principal: &'a str,
     pub audiences: &'a [&'a str],
     pub presenter: Option<&'a str>,
-    /// The JWT payload (a JSON object), for `request.auth.claims[..]`.
+    /// The JWT payload (a JSON object), for `request.auth.claims[..]`; its `iss` and `sub`
+    /// also decide `requestPrincipals` (else `principal` is split at its last `/`).
     pub claims: Option<&'a serde_json::Value>,
 }
 
