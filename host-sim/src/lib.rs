@@ -19,11 +19,13 @@
 //! ```
 
 mod abi;
+pub mod bench;
 
 mod effects;
 mod error;
 mod facts;
 mod http;
+pub mod jsonl;
 
 mod pairs;
 mod pem;

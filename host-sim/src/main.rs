@@ -1,1 +1,282 @@
-fn main() {}
+//! `host-sim`: run a proxy-wasm module the way Envoy would, benchmark it, and the tools around
+//! the filter. See host-sim/README.md.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use host_sim::jsonl::{parse_lines, Line, OutputLine};
+use host_sim::tools_cli::{run_tool, ToolCommand};
+use host_sim::{bench, Host, HostBuilder, LogLevel};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "host-sim",
+    version,
+    about = "A proxy-wasm host on wasmtime that behaves like Envoy's"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run requests (JSON Lines) through a plugin; print one JSON outcome per request.
+    Run(RunArgs),
+    /// Requests per second and ns per request of a module vs the pass-through floor.
+    Bench(BenchArgs),
+    #[command(flatten)]
+    Tool(ToolCommand),
+}
+
+#[derive(Debug, Args)]
+struct HostArgs {
+    /// The proxy-wasm module (.wasm, or .wat).
+    #[arg(long)]
+    wasm: PathBuf,
+    /// Plugin configuration file (JSON is passed as-is; YAML is converted to JSON).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Node metadata file (JSON or YAML): either the metadata map itself
+    /// ({"NAMESPACE": "foo", "LABELS": {...}}) or {"id", "cluster", "metadata"}.
+    #[arg(long)]
+    node: Option<PathBuf>,
+    /// Envoy's `wasm` log level: trace, debug, info, warn, error, critical.
+    #[arg(long, default_value = "info", value_parser = parse_level)]
+    log_level: LogLevel,
+    /// After a trap, skip the plugin instead of failing requests closed (Envoy fail_open).
+    #[arg(long)]
+    fail_open: bool,
+    /// Take source.address from the direct peer, never x-forwarded-for (HCM use_remote_address).
+    #[arg(long)]
+    use_remote_address: bool,
+    /// HCM xff_num_trusted_hops.
+    #[arg(long, default_value_t = 0)]
+    xff_num_trusted_hops: u32,
+    /// PluginConfig.name, served as `plugin_name`.
+    #[arg(long, default_value = "spiffe-authz")]
+    plugin_name: String,
+    /// Start the clock at this Unix time in seconds (default: now), for reproducible output.
+    #[arg(long)]
+    clock: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Requests, one JSON object per line (default: standard input).
+    #[arg(long)]
+    requests: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// The request mix (JSON Lines, HTTP lines only; TCP lines are skipped).
+    #[arg(long)]
+    requests: PathBuf,
+    /// The floor module (default: the pass-through fixture built by tests/run-all.sh).
+    #[arg(
+        long,
+        default_value = "tests/fixtures/target/wasm32-wasip1/release/pass_through.wasm"
+    )]
+    floor: PathBuf,
+    /// Measured seconds per module.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    LogLevel::parse(s)
+        .ok_or_else(|| format!("{s:?}: expected trace, debug, info, warn, error or critical"))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))
+}
+
+/// JSON stays byte-for-byte; anything else must be YAML and becomes JSON.
+fn plugin_configuration(path: &Path) -> Result<Vec<u8>> {
+    let text = read(path)?;
+    if serde_json::from_str::<Value>(&text).is_ok() {
+        return Ok(text.into_bytes());
+    }
+    let value: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: neither JSON nor YAML", path.display()))?;
+    Ok(serde_json::to_vec(&value)?)
+}
+
+fn node_metadata(path: &Path) -> Result<(Option<String>, Option<String>, Map<String, Value>)> {
+    let text = read(path)?;
+    let value: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: not JSON or YAML", path.display()))?;
+    let Value::Object(mut map) = value else {
+        bail!("{}: expected an object of node metadata", path.display());
+    };
+    match map.remove("metadata") {
+        Some(Value::Object(metadata)) => {
+            let id = map.get("id").and_then(Value::as_str).map(str::to_string);
+            let cluster = map
+                .get("cluster")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Ok((id, cluster, metadata))
+        }
+        Some(_) => bail!("{}: metadata: expected an object", path.display()),
+        None => Ok((None, None, map)),
+    }
+}
+
+fn builder(args: &HostArgs, wasm: &Path) -> Result<HostBuilder> {
+    let mut b = Host::builder()
+        .wasm_file(wasm)
+        .log_level(args.log_level)
+        .fail_open(args.fail_open)
+        .use_remote_address(args.use_remote_address)
+        .xff_num_trusted_hops(args.xff_num_trusted_hops)
+        .plugin_name(&args.plugin_name);
+    if let Some(secs) = args.clock {
+        b = b.clock_at(secs.saturating_mul(1_000_000_000));
+    }
+    if let Some(path) = &args.node {
+        let (id, cluster, metadata) = node_metadata(path)?;
+        b = b.node(
+            id.as_deref()
+                .unwrap_or("sidecar~10.0.0.2~app.default~default.svc.cluster.local"),
+            cluster.as_deref().unwrap_or("app.default"),
+            metadata,
+        );
+    }
+    Ok(b)
+}
+
+fn lines(origin: &str, text: &str) -> Result<Vec<(usize, Line)>> {
+    parse_lines(origin, text).map_err(anyhow::Error::msg)
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let configuration = match &args.host.config {
+        Some(path) => plugin_configuration(path)?,
+        None => Vec::new(),
+    };
+    let (origin, text) = match &args.requests {
+        Some(path) => (path.display().to_string(), read(path)?),
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading requests from stdin")?;
+            ("<stdin>".to_string(), text)
+        }
+    };
+    let requests = lines(&origin, &text)?;
+    let host = builder(&args.host, &args.host.wasm)?.build()?;
+    let mut plugin = host.configure(&configuration).map_err(|e| {
+        let logs: Vec<String> = e.logs().iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{e}\nplugin logs:\n  {}", logs.join("\n  "))
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for (number, line) in requests {
+        let connection = line.connection.to_connection();
+        let output = if line.tcp {
+            let data = line.data.clone().unwrap_or_default();
+            let mut conn = plugin
+                .tcp_connection(connection)
+                .with_context(|| format!("{origin}:{number}"))?;
+            let step = conn.data_end(data.as_bytes());
+            let end = conn.close();
+            let mut step = step;
+            step.logs.extend(end.logs);
+            OutputLine::tcp(line.name.clone(), step)
+        } else {
+            let request = line
+                .request
+                .as_ref()
+                .map(|r| r.to_request(&line.dynamic_metadata))
+                .unwrap_or_else(|| host_sim::Request::get("/"));
+            let outcome = plugin
+                .http_request(connection, request)
+                .with_context(|| format!("{origin}:{number}"))?;
+            OutputLine::http(line.name.clone(), outcome)
+        };
+        serde_json::to_writer(&mut out, &output)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn bench_cmd(args: BenchArgs) -> Result<()> {
+    let configuration = match &args.host.config {
+        Some(path) => plugin_configuration(path)?,
+        None => Vec::new(),
+    };
+    let origin = args.requests.display().to_string();
+    let mix: Vec<_> = lines(&origin, &read(&args.requests)?)?
+        .into_iter()
+        .filter(|(_, l)| !l.tcp)
+        .filter_map(|(_, l)| {
+            let request = l.request.as_ref()?.to_request(&l.dynamic_metadata);
+            Some((l.connection.to_connection(), request))
+        })
+        .collect();
+    if mix.is_empty() {
+        bail!("{origin}: no HTTP requests to benchmark");
+    }
+    if !args.floor.exists() {
+        bail!(
+            "{}: the floor module is missing; build the fixtures first: (cd tests/fixtures && cargo build --release --target wasm32-wasip1 --target-dir target)",
+            args.floor.display()
+        );
+    }
+    let label = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let subject = bench::Subject {
+        label: label(&args.host.wasm),
+        host: builder(&args.host, &args.host.wasm)?,
+        configuration,
+    };
+    let floor = bench::Subject {
+        label: format!("{} (floor)", label(&args.floor)),
+        host: builder(&args.host, &args.floor)?,
+        configuration: Vec::new(),
+    };
+    let report = bench::run(
+        subject,
+        floor,
+        &mix,
+        Duration::from_secs_f64(args.seconds.max(0.01)),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Bench(args) => bench_cmd(args),
+        Command::Tool(tool) => run_tool(tool),
+    };
+    if let Err(e) = result {
+        eprintln!("host-sim: {e:#}");
+        std::process::exit(1);
+    }
+}
