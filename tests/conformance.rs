@@ -704,3 +704,60 @@ fn modules_that_envoy_would_refuse_are_refused_with_clear_errors() {
         assert!(err.to_string().contains(want), "{name}: {err}");
     }
 }
+
+// ---- hostile guests ----
+
+const BAD_POINTERS: &str = r#"(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response"
+    (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) ":path")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) i32.const 1024)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $reply
+      (i32.add (i32.const 400)
+        (i32.add
+          (call $get (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 0x7ffffff0) (i32.const 0x7ffffff4))
+          (i32.mul (i32.const 10) (call $log (i32.const 2) (i32.const 0xfffffff0) (i32.const 100)))))
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1)))
+    i32.const 1))"#;
+
+/// cpp-host: any unreadable or unwritable guest address is INVALID_MEMORY_ACCESS (6), never a
+/// host crash. The module replies 400 + get_header_map_value's status + 10 x proxy_log's.
+#[test]
+fn bad_guest_pointers_get_invalid_memory_access() {
+    let host = Host::builder()
+        .wasm_bytes(BAD_POINTERS.as_bytes(), "bad-pointers.wat")
+        .build()
+        .unwrap();
+    let mut plugin = host.configure("").unwrap();
+    let out = plugin.http_request(mtls(), Request::get("/")).unwrap();
+    assert_eq!(out.status(), Some(466), "{:?}", out);
+    assert_eq!(out.vm_failure, None);
+}
+
+/// host-sim bounds guest time (Envoy does not): a loop runs out of fuel, which is a trap.
+#[test]
+fn a_guest_loop_runs_out_of_fuel_and_fails_the_vm() {
+    let looping = r#"(module
+      (memory (export "memory") 1)
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "malloc") (param i32) (result i32) i32.const 1024)
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (loop $l (br $l)) i32.const 0))"#;
+    let host = Host::builder()
+        .wasm_bytes(looping.as_bytes(), "loop.wat")
+        .fuel_per_callback(1_000_000)
+        .build()
+        .unwrap();
+    let mut plugin = host.configure("").unwrap();
+    let out = plugin.http_request(mtls(), Request::get("/")).unwrap();
+    let failure = out.vm_failure.clone().unwrap();
+    assert_eq!(failure.callback, "proxy_on_request_headers");
+    assert!(failure.message.contains("ran out of fuel"), "{failure}");
+    assert_eq!(out.status(), Some(503));
+}

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of spiffe-authz on a fresh machine: installs the wasm target, builds the
-# .wasm users deploy, then runs unit, property and integration tests (the latter load that
-# .wasm in host-sim).
+# .wasm users deploy and the proxy-wasm fixture modules host-sim's conformance tests load, then
+# runs unit, property and integration tests (the latter load those .wasm files in host-sim).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip1
 cargo build -p spiffe-authz --target wasm32-wasip1 --profile wasm-release
+# The fixtures are their own cargo workspace; their output path is fixed so tests find them.
+(cd tests/fixtures && cargo build --release --target wasm32-wasip1 --target-dir target)
 cargo test --workspace

@@ -247,6 +247,25 @@ impl OutputLine {
     }
 }
 
+/// Runs one input line through the plugin (TCP: connect, one read with end_of_stream, close).
+pub fn run_line(plugin: &mut crate::Plugin, line: &Line) -> Result<OutputLine, crate::Error> {
+    let connection = line.connection.to_connection();
+    if line.tcp {
+        let data = line.data.clone().unwrap_or_default();
+        let mut conn = plugin.tcp_connection(connection)?;
+        let mut step = conn.data_end(data.as_bytes());
+        let end = conn.close();
+        step.logs.extend(end.logs);
+        return Ok(OutputLine::tcp(line.name.clone(), step));
+    }
+    let request = match &line.request {
+        Some(r) => r.to_request(&line.dynamic_metadata),
+        None => Request::get("/"),
+    };
+    let outcome = plugin.http_request(connection, request)?;
+    Ok(OutputLine::http(line.name.clone(), outcome))
+}
+
 /// Parses a request file: blank lines and lines starting with `#` are skipped; errors name the
 /// file and the line.
 pub fn parse_lines(origin: &str, text: &str) -> Result<Vec<(usize, Line)>, String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use host_sim::jsonl::{parse_lines, Line, OutputLine};
+use host_sim::jsonl::{parse_lines, run_line, Line};
 use host_sim::tools_cli::{run_tool, ToolCommand};
 use host_sim::{bench, Host, HostBuilder, LogLevel};
 use serde_json::{Map, Value};
@@ -187,28 +187,7 @@ fn run(args: RunArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     for (number, line) in requests {
-        let connection = line.connection.to_connection();
-        let output = if line.tcp {
-            let data = line.data.clone().unwrap_or_default();
-            let mut conn = plugin
-                .tcp_connection(connection)
-                .with_context(|| format!("{origin}:{number}"))?;
-            let step = conn.data_end(data.as_bytes());
-            let end = conn.close();
-            let mut step = step;
-            step.logs.extend(end.logs);
-            OutputLine::tcp(line.name.clone(), step)
-        } else {
-            let request = line
-                .request
-                .as_ref()
-                .map(|r| r.to_request(&line.dynamic_metadata))
-                .unwrap_or_else(|| host_sim::Request::get("/"));
-            let outcome = plugin
-                .http_request(connection, request)
-                .with_context(|| format!("{origin}:{number}"))?;
-            OutputLine::http(line.name.clone(), outcome)
-        };
+        let output = run_line(&mut plugin, &line).with_context(|| format!("{origin}:{number}"))?;
         serde_json::to_writer(&mut out, &output)?;
         out.write_all(b"\n")?;
     }
