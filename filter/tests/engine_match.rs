@@ -9,7 +9,8 @@
 //! - REF: istio.io AuthorizationPolicy reference (`/docs/reference/config/security/authorization-policy/`)
 //! - COND: istio.io "Authorization Policy Conditions" (`/docs/reference/config/security/conditions/`)
 //! - ENVOY-RBAC: envoyproxy/envoy `source/extensions/filters/common/rbac/matchers.cc`
-//! - ENVOY-HDR: envoyproxy/envoy `source/common/http/header_utility.cc` (`getAllOfHeaderAsString`)
+//! - ENVOY-HDR: envoyproxy/envoy `source/common/http/header_utility.cc`
+//!   (`matchesHeadersIndividually`, used by the RBAC `HeaderMatcher` since CVE-2026-26308)
 
 // Tests state their expectations with unwrap/expect/panic; the workspace denies them only in
 // the filter's own code.
@@ -31,7 +32,8 @@ const MATCHER: &str = "istio matcher/string.go+header.go";
 const REF: &str = "istio.io AuthorizationPolicy reference";
 const COND: &str = "istio.io authorization conditions reference";
 const ENVOY_RBAC: &str = "envoy rbac/matchers.cc";
-const ENVOY_HDR: &str = "envoy header_utility.cc getAllOfHeaderAsString (CVE-2020-25017)";
+const ENVOY_HDR: &str =
+    "envoy HeaderUtility::matchesHeadersIndividually in rbac HeaderMatcher (CVE-2026-26308, GHSA-ghc4-35x6-crw5)";
 const ENVOY_PATH: &str = "envoy PathMatcher: query and fragment removed";
 const TEMPLATE: &str = "envoy uri_template matcher (Istio pathGenerator for {*}/{**})";
 const SA_GEN: &str = "istio generator.go serviceAccountRegex";
@@ -1036,12 +1038,17 @@ fn request_headers() {
         ("request.headers: * absent header", "istio matcher.HeaderMatcher", when("request.headers[x-token]", &["*"]), req(), false),
         ("request.headers notValues: absent header matches", ENVOY_RBAC, when_not("request.headers[x-token]", &["admin"]), req(), true),
         ("request.headers notValues: listed value does not match", MODEL, when_not("request.headers[x-token]", &["admin"]), req().header("x-token", "admin"), false),
-        ("request.headers: repeated header is joined with ','", ENVOY_HDR, when("request.headers[x-token]", &["admin"]), req().header("x-token", "admin").header("x-token", "guest"), false),
-        ("request.headers: joined value matches exactly", ENVOY_HDR, when("request.headers[x-token]", &["admin,guest"]), req().header("x-token", "admin").header("x-token", "guest"), true),
-        ("request.headers: joined value prefix", ENVOY_HDR, when("request.headers[x-token]", &["admin,*"]), req().header("x-token", "admin").header("x-token", "guest"), true),
-        ("request.headers: joined value suffix", ENVOY_HDR, when("request.headers[x-token]", &["*,guest"]), req().header("x-token", "admin").header("x-token", "guest"), true),
-        ("request.headers notValues see every value: admin hidden in a repeat is still 'not admin'", ENVOY_HDR, when_not("request.headers[x-token]", &["admin"]), req().header("x-token", "admin").header("x-token", "x"), true),
-        ("request.headers notValues with prefix see the joined value", ENVOY_HDR, when_not("request.headers[x-token]", &["*admin*"]), req().header("x-token", "x").header("x-token", "admin"), true),
+        ("request.headers: a repeated header matches when any one value does (x-token: admin + guest)", ENVOY_HDR, when("request.headers[x-token]", &["admin"]), req().header("x-token", "admin").header("x-token", "guest"), true),
+        ("request.headers: the value hidden second in a repeat matches (x-token: guest + admin)", ENVOY_HDR, when("request.headers[x-token]", &["admin"]), req().header("x-token", "guest").header("x-token", "admin"), true),
+        ("request.headers: the comma-joined string is never compared", ENVOY_HDR, when("request.headers[x-token]", &["admin,guest"]), req().header("x-token", "admin").header("x-token", "guest"), false),
+        ("request.headers: a prefix spanning two values does not match", ENVOY_HDR, when("request.headers[x-token]", &["admin,*"]), req().header("x-token", "admin").header("x-token", "guest"), false),
+        ("request.headers: a suffix spanning two values does not match", ENVOY_HDR, when("request.headers[x-token]", &["*,guest"]), req().header("x-token", "admin").header("x-token", "guest"), false),
+        ("request.headers: a prefix matches one value of a repeat", ENVOY_HDR, when("request.headers[x-token]", &["adm*"]), req().header("x-token", "user").header("x-token", "admin-ro"), true),
+        ("request.headers: no value of a repeat matches", ENVOY_HDR, when("request.headers[x-token]", &["root"]), req().header("x-token", "user").header("x-token", "admin"), false),
+        ("request.headers: * with a repeated header (present_match)", ENVOY_HDR, when("request.headers[x-token]", &["*"]), req().header("x-token", "").header("x-token", ""), true),
+        ("request.headers notValues: admin in any value of a repeat excludes (not_id around the OR, no invert_match)", ENVOY_HDR, when_not("request.headers[x-token]", &["admin"]), req().header("x-token", "x").header("x-token", "admin"), false),
+        ("request.headers notValues: no value of a repeat is listed", ENVOY_HDR, when_not("request.headers[x-token]", &["admin"]), req().header("x-token", "x").header("x-token", "y"), true),
+        ("request.headers notValues: '*admin*' is the literal suffix 'admin*', in no value", ENVOY_HDR, when_not("request.headers[x-token]", &["*admin*"]), req().header("x-token", "x").header("x-token", "admin"), true),
         ("request.headers: pseudo-header :method", COND, when("request.headers[:method]", &["GET"]), req(), true),
         ("request.headers: values OR'ed", MODEL, when("request.headers[x-env]", &["dev", "prod"]), req().header("x-env", "prod"), true),
         ("request.headers: values and notValues AND'ed", MODEL, json!({"when": [{"key": "request.headers[x-env]", "values": ["p*"], "notValues": ["prod"]}]}), req().header("x-env", "prod"), false),

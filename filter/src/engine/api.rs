@@ -62,7 +62,9 @@ pub struct HttpRequest<'a> {
     /// `:authority` (host, maybe with port).
     pub host: &'a str,
     /// All request headers, names lower-case, repeated headers as repeated entries (matched
-    /// as Envoy does: all values joined with `,`). Pseudo-headers may be left out:
+    /// as patched Envoy does: a `request.headers[..]` value matches when any one value
+    /// matches on its own, never the comma-joined string; CVE-2026-26308). Pseudo-headers
+    /// may be left out:
     /// `request.headers[:method]`, `[:path]`, `[:authority]` fall back to the fields above.
     pub headers: &'a [(&'a str, &'a str)],
 }

@@ -14,7 +14,7 @@ use super::ip::{push_sorted, CidrIndex};
 use super::operation::{PathMatch, TemplateTok};
 use super::principal::{namespace_candidates, NamespaceMatch};
 use super::rule::{CompiledRule, Constraint, Facts};
-use super::string_match::{JoinedValues, StringMatch};
+use super::string_match::{HeaderValues, StringMatch};
 
 /// Strings indexed by exact value, or by prefix / suffix with one hash lookup per distinct
 /// literal length.
@@ -67,9 +67,6 @@ impl LenBuckets {
 struct HeaderIndex {
     name: Box<str>,
     values: LenBuckets,
-    /// Every rule anchored here, for a header sent more than once (its joined value is not
-    /// a key that exists anywhere without building it).
-    all: Vec<u32>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -186,11 +183,9 @@ impl RuleSet {
             ix.path_prefix.prefixes(h.path, &mut visit);
             ix.path_suffix.suffixes(h.path, &mut visit);
             for hi in &ix.headers {
-                let joined = JoinedValues::new(h.headers, &hi.name);
-                match joined.single() {
-                    Some(v) => hi.values.exact(v, &mut visit),
-                    None if !joined.is_absent() => visit(&hi.all),
-                    None => {}
+                // Each value of a repeated header is matched on its own, so each is a key.
+                for v in HeaderValues::new(h.headers, &hi.name).iter() {
+                    hi.values.exact(v, &mut visit);
                 }
             }
         }
@@ -311,7 +306,6 @@ fn anchor(ix: &mut Index, rule: &CompiledRule, id: u32) {
                 };
                 if let Some(hi) = hi {
                     values.iter().for_each(|v| hi.values.insert(v, id));
-                    push_sorted(&mut hi.all, id);
                     return;
                 }
             }

@@ -14,7 +14,7 @@ use super::glob::Glob;
 use super::ip::Cidr;
 use super::operation::PathMatch;
 use super::principal::{trust_domain_of, uri_glob_matches, NamespaceMatch};
-use super::string_match::{JoinedValues, StringMatch};
+use super::string_match::{HeaderValues, StringMatch};
 
 /// `values` / `notValues` of one field: Istio emits `Or(values)` and `Not(Or(notValues))`,
 /// AND'ed; an empty side emits nothing.
@@ -272,12 +272,13 @@ impl Constraint {
     }
 }
 
-/// Envoy `HeaderMatcher` on `name`: all values joined with `,`. Pseudo-headers the glue did
-/// not copy into `headers` come from the request's own fields.
+/// Envoy `HeaderMatcher` on `name`: any one value of a repeated header matching on its own
+/// (CVE-2026-26308). Pseudo-headers the glue did not copy into `headers` come from the
+/// request's own fields.
 fn header_matches(h: &HttpFacts<'_>, name: &str, m: &StringMatch) -> bool {
-    let joined = JoinedValues::new(h.headers, name);
-    if !joined.is_absent() {
-        return m.matches_joined(&joined, false);
+    let values = HeaderValues::new(h.headers, name);
+    if !values.is_absent() {
+        return m.matches_any_value(&values, false);
     }
     let pseudo = match name {
         ":method" => Some(h.method),

@@ -70,23 +70,15 @@ impl StringMatch {
         }
     }
 
-    /// Matches the value Envoy's `HeaderMatcher` sees for a header that may repeat: every
-    /// value, joined with `,` (Envoy `HeaderUtility::getAllOfHeaderAsString`, the fix for
-    /// CVE-2020-25017 where only the first value was checked). Compares piecewise so no
-    /// joined string is built.
-    pub(crate) fn matches_joined(&self, values: &JoinedValues<'_>, ignore_case: bool) -> bool {
-        if values.is_absent() {
-            return false;
-        }
-        match self {
-            StringMatch::Present => true,
-            StringMatch::NonEmpty => values.len() != 0,
-            StringMatch::Exact(v) => {
-                values.len() == v.len() && values.starts_with(v.as_bytes(), ignore_case)
-            }
-            StringMatch::Prefix(v) => values.starts_with(v.as_bytes(), ignore_case),
-            StringMatch::Suffix(v) => values.ends_with(v.as_bytes(), ignore_case),
-        }
+    /// Envoy's RBAC `HeaderMatcher` on a header that may repeat: it matches when any one
+    /// value matches on its own (`HeaderUtility::matchesHeadersIndividually`, the fix for
+    /// CVE-2026-26308 / GHSA-ghc4-35x6-crw5). Matching the comma-joined value instead let
+    /// `x-role: user` + `x-role: admin` slip past a DENY on `admin`. An absent header never
+    /// matches; Istio never sets `invert_match` (`notValues` are an RBAC `not_id` around the
+    /// OR of these matchers), so a `notValues` entry excludes the request when any value
+    /// matches.
+    pub(crate) fn matches_any_value(&self, values: &HeaderValues<'_>, ignore_case: bool) -> bool {
+        values.iter().any(|v| self.matches_present(v, ignore_case))
     }
 }
 
@@ -98,101 +90,28 @@ fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     }
 }
 
-/// All values of one request header, in order, seen as Envoy sees them: joined with `,`.
+/// Every value of one request header, in the order sent, without joining them.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct JoinedValues<'a> {
+pub(crate) struct HeaderValues<'a> {
     headers: &'a [(&'a str, &'a str)],
     name: &'a str,
 }
 
-impl<'a> JoinedValues<'a> {
+impl<'a> HeaderValues<'a> {
     /// `name` is compared ASCII case-insensitively (Envoy lower-cases header names).
     pub(crate) fn new(headers: &'a [(&'a str, &'a str)], name: &'a str) -> Self {
-        JoinedValues { headers, name }
+        HeaderValues { headers, name }
     }
 
-    fn values(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(self.name))
-            .map(|(_, v)| v.as_bytes())
+            .map(|(_, v)| *v)
     }
 
     pub(crate) fn is_absent(&self) -> bool {
-        self.values().next().is_none()
-    }
-
-    /// Length of the joined value.
-    pub(crate) fn len(&self) -> usize {
-        let mut total = 0usize;
-        let mut count = 0usize;
-        for v in self.values() {
-            total = total.saturating_add(v.len());
-            count += 1;
-        }
-        total.saturating_add(count.saturating_sub(1))
-    }
-
-    /// The single value when the header appears once (the common case, indexable).
-    pub(crate) fn single(&self) -> Option<&'a str> {
-        let mut it = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(self.name));
-        let first = it.next()?;
-        match it.next() {
-            None => Some(first.1),
-            Some(_) => None,
-        }
-    }
-
-    fn starts_with(&self, pattern: &[u8], ignore_case: bool) -> bool {
-        let mut rest = pattern;
-        for (i, v) in self.values().enumerate() {
-            if rest.is_empty() {
-                return true;
-            }
-            if i > 0 {
-                match rest.split_first() {
-                    Some((b',', tail)) => rest = tail,
-                    _ => return false,
-                }
-            }
-            let n = v.len().min(rest.len());
-            let (Some(head), Some(want)) = (v.get(..n), rest.get(..n)) else {
-                return false;
-            };
-            if !bytes_eq(head, want, ignore_case) {
-                return false;
-            }
-            rest = rest.get(n..).unwrap_or_default();
-        }
-        rest.is_empty()
-    }
-
-    fn ends_with(&self, pattern: &[u8], ignore_case: bool) -> bool {
-        let mut rest = pattern;
-        for (i, v) in self.values().rev().enumerate() {
-            if rest.is_empty() {
-                return true;
-            }
-            if i > 0 {
-                match rest.split_last() {
-                    Some((b',', head)) => rest = head,
-                    _ => return false,
-                }
-            }
-            let n = v.len().min(rest.len());
-            let (Some(tail), Some(want)) = (v.get(v.len() - n..), rest.get(rest.len() - n..))
-            else {
-                return false;
-            };
-            if !bytes_eq(tail, want, ignore_case) {
-                return false;
-            }
-            rest = rest.get(..rest.len() - n).unwrap_or_default();
-        }
-        rest.is_empty()
+        self.iter().next().is_none()
     }
 }
 
@@ -202,23 +121,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn joined_values_compare_like_the_comma_joined_string() {
-        let headers = [("x-a", "ab"), ("other", "zz"), ("X-A", "cd"), ("x-a", "")];
-        let joined = "ab,cd,";
-        let j = JoinedValues::new(&headers, "x-a");
-        assert_eq!(j.len(), joined.len());
-        for cut in 0..=joined.len() {
-            let head = &joined[..cut];
-            let tail = &joined[cut..];
-            assert!(j.starts_with(head.as_bytes(), false), "prefix {head:?}");
-            assert!(j.ends_with(tail.as_bytes(), false), "suffix {tail:?}");
-        }
-        assert!(!j.starts_with(b"ab,cd,x", false));
-        assert!(!j.ends_with(b"xab,cd,", false));
-        assert!(!j.starts_with(b"ac", false));
-        assert!(StringMatch::Exact("ab,cd,".into()).matches_joined(&j, false));
-        assert!(!StringMatch::Exact("ab".into()).matches_joined(&j, false));
-        assert_eq!(j.single(), None);
-        assert_eq!(JoinedValues::new(&headers, "other").single(), Some("zz"));
+    fn repeated_header_values_match_individually() {
+        // Envoy HeaderUtility::matchesHeadersIndividually (CVE-2026-26308): "user,admin" is
+        // never compared as one string.
+        let headers = [
+            ("x-a", "user"),
+            ("other", "admin"),
+            ("X-A", "admin"),
+            ("x-a", ""),
+        ];
+        let v = HeaderValues::new(&headers, "x-a");
+        assert_eq!(v.iter().collect::<Vec<_>>(), ["user", "admin", ""]);
+        assert!(StringMatch::Exact("admin".into()).matches_any_value(&v, false));
+        assert!(StringMatch::Exact("".into()).matches_any_value(&v, false));
+        assert!(StringMatch::Prefix("adm".into()).matches_any_value(&v, false));
+        assert!(!StringMatch::Exact("user,admin".into()).matches_any_value(&v, false));
+        assert!(!StringMatch::Prefix("user,".into()).matches_any_value(&v, false));
+        assert!(!StringMatch::Suffix(",admin".into()).matches_any_value(&v, false));
+        let absent = HeaderValues::new(&headers, "x-b");
+        assert!(absent.is_absent());
+        assert!(!StringMatch::Present.matches_any_value(&absent, false));
+        assert!(StringMatch::Present.matches_any_value(&v, false));
     }
 }

@@ -101,14 +101,13 @@ fn path_value(pattern: &str, path: &str) -> bool {
     }
 }
 
-fn joined_header(r: &Req, name: &str) -> Option<String> {
-    let values: Vec<&str> = r
-        .headers
+/// Every value of a header; patched Envoy matches each on its own (CVE-2026-26308).
+fn header_values<'a>(r: &'a Req, name: &str) -> Vec<&'a str> {
+    r.headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
-        .collect();
-    (!values.is_empty()).then(|| values.join(","))
+        .collect()
 }
 
 fn namespace_of(principal: &str) -> Option<&str> {
@@ -167,9 +166,9 @@ fn condition_matches(c: &Condition, r: &Req, tcp: bool) -> bool {
         if tcp {
             return true;
         }
-        let value = joined_header(r, name);
+        let values = header_values(r, name);
         return field(&c.values, &c.not_values, |v| {
-            value.as_deref().is_some_and(|h| glob(v, h, true))
+            values.iter().any(|h| glob(v, h, true))
         });
     }
     match key {
