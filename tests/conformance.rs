@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use host_sim::{
     logs_containing, Attributes, CallResponse, Connection, Error, Host, HttpOutcome, LogLevel,
-    MetricValue, Request, Response, Stalled,
+    MetricValue, Request, Response, Stalled, Xfcc, XfccDetails,
 };
 use integration_tests::fixture;
 
@@ -760,4 +760,42 @@ fn a_guest_loop_runs_out_of_fuel_and_fails_the_vm() {
     assert_eq!(failure.callback, "proxy_on_request_headers");
     assert!(failure.message.contains("ran out of fuel"), "{failure}");
     assert_eq!(out.status(), Some(503));
+}
+
+/// envoy-properties.md §4.2/4.4: XFCC is rewritten before the filter chain; with Istio's
+/// sidecar APPEND_FORWARD the filter sees the client's elements first and ours last.
+#[test]
+fn the_filter_sees_xfcc_after_the_hcm_rewrote_it() {
+    let host = Host::builder()
+        .wasm_file(fixture("http_headers"))
+        .xfcc(Xfcc::AppendForward(XfccDetails::ISTIO))
+        .build()
+        .unwrap();
+    let mut plugin = host.configure("").unwrap();
+    let conn = mtls().local_uri_san("spiffe://cluster.local/ns/foo/sa/httpbin");
+    let out = plugin
+        .http_request(
+            conn,
+            Request::get("/").header("x-forwarded-client-cert", "URI=spiffe://forged"),
+        )
+        .unwrap();
+    assert!(
+        logged(
+            &out,
+            "-> x-forwarded-client-cert: URI=spiffe://forged,By=spiffe://cluster.local/ns/foo/sa/httpbin;\
+             Subject=\"\";URI=spiffe://cluster.local/ns/a/sa/b"
+        ),
+        "{:?}",
+        out.logs
+    );
+    let plaintext = plugin
+        .http_request(
+            Connection::plaintext(),
+            Request::get("/").header("x-forwarded-client-cert", "URI=spiffe://forged"),
+        )
+        .unwrap();
+    assert!(
+        !logged(&plaintext, "x-forwarded-client-cert"),
+        "removed on plaintext"
+    );
 }

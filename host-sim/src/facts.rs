@@ -342,6 +342,7 @@ impl Default for Node {
 pub(crate) struct Hcm {
     pub use_remote_address: bool,
     pub xff_num_trusted_hops: u32,
+    pub xfcc: Xfcc,
 }
 
 impl Hcm {
@@ -443,6 +444,7 @@ mod tests {
             let hcm = Hcm {
                 use_remote_address: *remote,
                 xff_num_trusted_hops: *hops,
+                xfcc: Xfcc::AsSent,
             };
             assert_eq!(
                 hcm.source_address(direct, &headers(xff)).to_string(),
@@ -450,5 +452,209 @@ mod tests {
                 "{name}"
             );
         }
+    }
+}
+
+/// Envoy HCM `forward_client_cert_details` (`ConnectionManagerUtility::mutateXfccRequestHeader`),
+/// applied to the request before the filter chain runs. host-sim's default, [`Xfcc::AsSent`],
+/// leaves the header as the request carries it (Envoy's own default is `Sanitize`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Xfcc {
+    #[default]
+    AsSent,
+    /// Remove any XFCC.
+    Sanitize,
+    /// Keep the client's XFCC on mTLS connections, remove it otherwise.
+    ForwardOnly,
+    /// mTLS: append our element to the client's XFCC (Istio sidecar inbound); else remove.
+    AppendForward(XfccDetails),
+    /// mTLS: replace with our element (Istio gateways); else remove.
+    SanitizeSet(XfccDetails),
+    /// Keep as-is whatever the connection.
+    AlwaysForwardOnly,
+}
+
+/// `set_current_client_cert_details`: which peer-certificate fields our element carries.
+/// Istio's sidecar default is subject, URI and DNS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XfccDetails {
+    pub subject: bool,
+    pub cert: bool,
+    pub uri: bool,
+    pub dns: bool,
+}
+
+impl XfccDetails {
+    /// Istio's sidecar inbound default (`pilot/pkg/networking/util/proxy_headers.go`).
+    pub const ISTIO: Self = Self {
+        subject: true,
+        cert: false,
+        uri: true,
+        dns: true,
+    };
+}
+
+impl Xfcc {
+    /// Rewrites the request's `x-forwarded-client-cert` as Envoy's HCM would.
+    pub(crate) fn apply(&self, connection: &Connection, headers: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        const NAME: &[u8] = b"x-forwarded-client-cert";
+        let mtls = connection.tls && connection.peer_certificate_presented;
+        let existing: Vec<Vec<u8>> = headers
+            .iter()
+            .filter(|(k, _)| k.as_slice() == NAME)
+            .map(|(_, v)| v.clone())
+            .collect();
+        let replace = |headers: &mut Vec<(Vec<u8>, Vec<u8>)>, value: Option<Vec<u8>>| {
+            headers.retain(|(k, _)| k.as_slice() != NAME);
+            if let Some(v) = value {
+                headers.push((NAME.to_vec(), v));
+            }
+        };
+        match self {
+            Self::AsSent | Self::AlwaysForwardOnly => {}
+            Self::Sanitize => replace(headers, None),
+            Self::ForwardOnly if !mtls => replace(headers, None),
+            Self::ForwardOnly => {}
+            Self::AppendForward(_) | Self::SanitizeSet(_) if !mtls => replace(headers, None),
+            Self::AppendForward(details) => {
+                let element = element(connection, details);
+                let value = match existing.first() {
+                    Some(old) => [old.as_slice(), b",", element.as_bytes()].concat(),
+                    None => element.into_bytes(),
+                };
+                replace(headers, Some(value));
+            }
+            Self::SanitizeSet(details) => {
+                replace(headers, Some(element(connection, details).into_bytes()))
+            }
+        }
+    }
+}
+
+/// Our element, fields in Envoy's fixed order: By, Hash, Cert, Chain, Subject, URI, DNS.
+fn element(c: &Connection, details: &XfccDetails) -> String {
+    let mut parts: Vec<String> = c.local_uri_sans.iter().map(|u| format!("By={u}")).collect();
+    let pem = c.peer_certificate_pem.as_deref();
+    if let Some(hash) = pem.and_then(crate::pem::sha256_hex_of_first_certificate) {
+        parts.push(format!("Hash={hash}"));
+    }
+    if details.cert {
+        if let Some(pem) = pem {
+            let encoded =
+                percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC);
+            parts.push(format!("Cert=\"{encoded}\""));
+        }
+    }
+    if details.subject {
+        parts.push(format!(
+            "Subject=\"{}\"",
+            c.peer_subject.as_deref().unwrap_or("")
+        ));
+    }
+    if details.uri {
+        if c.peer_uri_sans.is_empty() {
+            parts.push("URI=".into());
+        }
+        parts.extend(c.peer_uri_sans.iter().map(|u| format!("URI={u}")));
+    }
+    if details.dns {
+        parts.extend(c.peer_dns_sans.iter().map(|d| format!("DNS={d}")));
+    }
+    parts.join(";")
+}
+
+#[cfg(test)]
+mod xfcc_tests {
+    use super::*;
+
+    fn run(mode: Xfcc, conn: &Connection, sent: Option<&str>) -> Option<String> {
+        let mut headers = vec![(b":path".to_vec(), b"/".to_vec())];
+        if let Some(v) = sent {
+            headers.push((b"x-forwarded-client-cert".to_vec(), v.as_bytes().to_vec()));
+        }
+        mode.apply(conn, &mut headers);
+        headers
+            .iter()
+            .find(|(k, _)| k == b"x-forwarded-client-cert")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// envoy-properties.md §4.2: the forward_client_cert_details table and the element order.
+    #[test]
+    fn xfcc_follows_forward_client_cert_details() {
+        let mtls = Connection::mtls("spiffe://cluster.local/ns/a/sa/b")
+            .peer_subject("CN=b")
+            .local_uri_san("spiffe://cluster.local/ns/foo/sa/httpbin");
+        let plain = Connection::plaintext();
+        let ours = "By=spiffe://cluster.local/ns/foo/sa/httpbin;Subject=\"CN=b\";URI=spiffe://cluster.local/ns/a/sa/b";
+        let forged = Some("URI=spiffe://evil");
+        let cases: Vec<(&str, Xfcc, &Connection, Option<&str>, Option<String>)> = vec![
+            ("sanitize removes", Xfcc::Sanitize, &mtls, forged, None),
+            (
+                "forward only keeps on mTLS",
+                Xfcc::ForwardOnly,
+                &mtls,
+                forged,
+                forged.map(String::from),
+            ),
+            (
+                "forward only removes on plaintext",
+                Xfcc::ForwardOnly,
+                &plain,
+                forged,
+                None,
+            ),
+            (
+                "append forward appends ours last",
+                Xfcc::AppendForward(XfccDetails::ISTIO),
+                &mtls,
+                forged,
+                Some(format!("URI=spiffe://evil,{ours}")),
+            ),
+            (
+                "append forward without XFCC sets ours",
+                Xfcc::AppendForward(XfccDetails::ISTIO),
+                &mtls,
+                None,
+                Some(ours.into()),
+            ),
+            (
+                "append forward removes on plaintext",
+                Xfcc::AppendForward(XfccDetails::ISTIO),
+                &plain,
+                forged,
+                None,
+            ),
+            (
+                "sanitize set replaces",
+                Xfcc::SanitizeSet(XfccDetails::ISTIO),
+                &mtls,
+                forged,
+                Some(ours.into()),
+            ),
+            (
+                "always forward keeps on plaintext",
+                Xfcc::AlwaysForwardOnly,
+                &plain,
+                forged,
+                forged.map(String::from),
+            ),
+            (
+                "as sent",
+                Xfcc::AsSent,
+                &plain,
+                forged,
+                forged.map(String::from),
+            ),
+        ];
+        for (name, mode, conn, sent, want) in cases {
+            assert_eq!(run(mode, conn, sent), want, "{name}");
+        }
+        let no_uri = Connection::mtls_without_uri_san();
+        assert_eq!(
+            run(Xfcc::SanitizeSet(XfccDetails::ISTIO), &no_uri, None).as_deref(),
+            Some("Subject=\"\";URI="),
+            "URI= (empty) when the peer has none; Subject key present even when empty"
+        );
     }
 }

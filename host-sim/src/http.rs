@@ -53,7 +53,8 @@ impl Plugin {
         let direct = connection.source_addr()?;
         let destination = connection.destination_addr()?;
         self.begin_op();
-        let headers = request.header_map();
+        let mut headers = request.header_map();
+        self.host.hcm().xfcc.apply(&connection, &mut headers);
         let source = self.host.hcm().source_address(direct, &headers);
         let mut out = HttpOutcome::default();
         if self.failed.is_some() {

@@ -40,7 +40,7 @@ pub use effects::{
     MetricValue, Stalled, TcpOutcome, UpstreamRequest, VmFailure,
 };
 pub use error::Error;
-pub use facts::{Connection, Node, Request, Response};
+pub use facts::{Connection, Node, Request, Response, Xfcc, XfccDetails};
 pub use settings::Attributes;
 pub use state::{CallResponse, Responder};
 pub use tcp::TcpConnection;

@@ -48,6 +48,7 @@ impl Default for Settings {
             hcm: Hcm {
                 use_remote_address: false,
                 xff_num_trusted_hops: 0,
+                xfcc: crate::facts::Xfcc::AsSent,
             },
             fail_open: false,
             // Generous for configure-time compilation of big policies, yet bounds a guest loop

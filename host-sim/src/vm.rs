@@ -130,6 +130,13 @@ impl HostBuilder {
         self
     }
 
+    /// How the HCM rewrites `x-forwarded-client-cert` before the filter runs (default: as
+    /// sent; Istio sidecars use `Xfcc::AppendForward(XfccDetails::ISTIO)`).
+    pub fn xfcc(mut self, mode: crate::facts::Xfcc) -> Self {
+        self.settings.hcm.xfcc = mode;
+        self
+    }
+
     /// Which attribute generations `proxy_get_property` serves (default: xds and legacy).
     pub fn attributes(mut self, attributes: Attributes) -> Self {
         self.settings.attributes = attributes;
@@ -149,7 +156,8 @@ impl HostBuilder {
     }
 
     /// Whether `configure` first validates on a throw-away canary VM, as Envoy does (default
-    /// true; the plugin's configure-time logs then appear twice, as in Envoy).
+    /// true). Envoy prints the canary's configure-time logs too; host-sim returns only the
+    /// worker VM's (a rejection returns the canary's, which is where it happens first).
     pub fn canary(mut self, canary: bool) -> Self {
         self.settings.canary = canary;
         self
