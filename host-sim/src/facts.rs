@@ -588,7 +588,14 @@ mod xfcc_tests {
         let plain = Connection::plaintext();
         let ours = "By=spiffe://cluster.local/ns/foo/sa/httpbin;Subject=\"CN=b\";URI=spiffe://cluster.local/ns/a/sa/b";
         let forged = Some("URI=spiffe://evil");
-        let cases: Vec<(&str, Xfcc, &Connection, Option<&str>, Option<String>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Xfcc,
+            &'a Connection,
+            Option<&'a str>,
+            Option<String>,
+        );
+        let cases: Vec<Case> = vec![
             ("sanitize removes", Xfcc::Sanitize, &mtls, forged, None),
             (
                 "forward only keeps on mTLS",
