@@ -37,6 +37,7 @@ const ENVOY_HDR: &str =
 const ENVOY_PATH: &str = "envoy PathMatcher: query and fragment removed";
 const TEMPLATE: &str = "envoy uri_template matcher (Istio pathGenerator for {*}/{**})";
 const SA_GEN: &str = "istio generator.go serviceAccountRegex";
+const QUOTE_META: &str = "CVE-2026-39350 / ISTIO-SECURITY-2026-003: patched Istio QuoteMeta's namespaces and serviceAccounts (istio PR 59700, 59992; 1.28.7, 1.29.3)";
 
 const ALICE: &str = "cluster.local/ns/foo/sa/alice";
 const BOB: &str = "cluster.local/ns/bar/sa/bob";
@@ -315,11 +316,95 @@ fn source_namespaces_service_accounts_trust_domains() {
             false,
         ),
         (
-            "namespaces: Istio does not escape '.', so a.b matches axb",
-            GEN,
+            "namespaces: '.' is literal, a.b does not match axb",
+            QUOTE_META,
             from(json!({"namespaces": ["a.b"]})),
             req().principal("cluster.local/ns/axb/sa/x"),
+            false,
+        ),
+        (
+            "namespaces: '.' is literal, a.b matches a.b",
+            QUOTE_META,
+            from(json!({"namespaces": ["a.b"]})),
+            req().principal("cluster.local/ns/a.b/sa/x"),
             true,
+        ),
+        (
+            "namespaces: '|' is literal, a|b does not match a",
+            QUOTE_META,
+            from(json!({"namespaces": ["a|b"]})),
+            req().principal("cluster.local/ns/a/sa/x"),
+            false,
+        ),
+        (
+            "namespaces: '*' stays .* around quoted parts, a.*x matches a.bx",
+            QUOTE_META,
+            from(json!({"namespaces": ["a.*"]})),
+            req().principal("cluster.local/ns/a.bx/sa/x"),
+            true,
+        ),
+        (
+            "namespaces: '*' after a quoted '.', a.* does not match ab",
+            QUOTE_META,
+            from(json!({"namespaces": ["a.*"]})),
+            req().principal("cluster.local/ns/ab/sa/x"),
+            false,
+        ),
+        (
+            "notNamespaces: '.' is literal, a.b does not exclude axb",
+            QUOTE_META,
+            from(json!({"notNamespaces": ["a.b"]})),
+            req().principal("cluster.local/ns/axb/sa/x"),
+            true,
+        ),
+        (
+            "source.namespace: '.' is literal",
+            QUOTE_META,
+            when("source.namespace", &["a.b"]),
+            req().principal("cluster.local/ns/axb/sa/x"),
+            false,
+        ),
+        (
+            "serviceAccounts: '.' is literal, cert-manager.io does not match cert-manager-io",
+            QUOTE_META,
+            from(json!({"serviceAccounts": ["foo/cert-manager.io"]})),
+            req().principal("cluster.local/ns/foo/sa/cert-manager-io"),
+            false,
+        ),
+        (
+            "serviceAccounts: '.' is literal, cert-manager.io matches itself",
+            QUOTE_META,
+            from(json!({"serviceAccounts": ["foo/cert-manager.io"]})),
+            req().principal("cluster.local/ns/foo/sa/cert-manager.io"),
+            true,
+        ),
+        (
+            "serviceAccounts: '.' in the namespace part is literal",
+            QUOTE_META,
+            from(json!({"serviceAccounts": ["f.o/alice"]})),
+            req().principal(ALICE),
+            false,
+        ),
+        (
+            "notServiceAccounts: '.' is literal, cert-manager.io does not exclude cert-managerXio",
+            QUOTE_META,
+            from(json!({"notServiceAccounts": ["foo/cert-manager.io"]})),
+            req().principal("cluster.local/ns/foo/sa/cert-managerXio"),
+            true,
+        ),
+        (
+            "source.serviceAccount: '.' is literal",
+            QUOTE_META,
+            when("source.serviceAccount", &["foo/a.ice"]),
+            req().principal(ALICE),
+            false,
+        ),
+        (
+            "principals: *suffix compares literally ('.' is no wildcard)",
+            QUOTE_META,
+            from(json!({"principals": ["*/sa/a.ice"]})),
+            req().principal(ALICE),
+            false,
         ),
         (
             "namespaces: values OR'ed",

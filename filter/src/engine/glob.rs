@@ -1,19 +1,20 @@
 //! The small regex subset Istio's generator writes for `namespaces` and `serviceAccounts`.
 //!
-//! Istio builds these matchers as RE2 regexes from the user's value without escaping it
-//! (`srcNamespaceGenerator`: `.*/ns/<v with * -> .*>/.*`; `serviceAccountRegex`:
-//! `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`). To decide exactly as Envoy would, the value's
-//! `.` stays "any character" here too. The regexes only ever use literals, `.`, `.*` and
-//! `.+`, with alternation expanded by the caller, so a tiny backtracking matcher is exact.
-//! RE2's `.` does not match `\n`; neither does [`Tok::Any`].
+//! Istio builds these matchers as RE2 regexes around the user's value
+//! (`srcNamespaceGenerator`: `.*/ns/<v>/.*`; `serviceAccountRegex`:
+//! `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`). Patched Istio (1.28.7, 1.29.3; istio/istio
+//! PR 59700 and PR 59992, CVE-2026-39350 / ISTIO-SECURITY-2026-003) passes the value's
+//! literal parts through `regexp.QuoteMeta`, so `.` and every other metacharacter in a
+//! value is literal; before that `cert-manager.io` also admitted `cert-manager-io`. Only a
+//! namespace's `*` stays a wildcard (`.*`). The regexes then use literals, `.*` and `.+`
+//! only, with alternation expanded by the caller, so a tiny backtracking matcher is exact.
+//! RE2's `.` does not match `\n`; neither does [`Tok::Run`].
 
 /// One token of a fully anchored pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Tok {
     /// Literal bytes.
     Lit(Box<[u8]>),
-    /// `.`: one character other than `\n`.
-    Any,
     /// `.*` (`min: 0`) or `.+` (`min: 1`).
     Run { min: usize },
 }
@@ -39,30 +40,18 @@ impl GlobBuilder {
         self
     }
 
-    /// Text pasted unescaped into a regex by Istio: `.` is any character, and (for
-    /// namespaces, where Istio first rewrites `*` to `.*`) `*` is `.*`.
-    pub(crate) fn unescaped(mut self, text: &str, star_is_run: bool) -> Self {
-        let mut lit = Vec::new();
-        for &b in text.as_bytes() {
-            let special = match b {
-                b'.' => Some(Tok::Any),
-                b'*' if star_is_run => Some(Tok::Run { min: 0 }),
-                _ => None,
-            };
-            match special {
-                Some(tok) => {
-                    if !lit.is_empty() {
-                        self.toks.push(Tok::Lit(std::mem::take(&mut lit).into()));
-                    }
-                    // `.` followed by Istio's `.*` is `..*`: keep both tokens, the matcher
-                    // handles any sequence.
-                    self.toks.push(tok);
-                }
-                None => lit.push(b),
-            }
+    /// A policy value as patched Istio quotes it: every character literal
+    /// (`regexp.QuoteMeta`), except that `*` is `.*` when `star_is_run` (namespaces, where
+    /// Istio turns each `*` into `.*` around the quoted parts).
+    pub(crate) fn quoted(mut self, text: &str, star_is_run: bool) -> Self {
+        if !star_is_run {
+            return self.literal(text);
         }
-        if !lit.is_empty() {
-            self.toks.push(Tok::Lit(lit.into()));
+        for (i, part) in text.split('*').enumerate() {
+            if i > 0 {
+                self.toks.push(Tok::Run { min: 0 });
+            }
+            self = self.literal(part);
         }
         self
     }
@@ -146,10 +135,6 @@ fn match_from(toks: &[Tok], s: &Subject<'_>, pos: usize) -> bool {
                 .all(|(k, b)| s.byte(pos + k) == Some(*b));
             same && match_from(rest, s, pos + lit.len())
         }
-        Tok::Any => match s.char_len_not_newline(pos) {
-            Some(n) => match_from(rest, s, pos + n),
-            None => false,
-        },
         Tok::Run { min } => {
             // Try the rest of the pattern after every run length allowed, shortest first.
             let mut p = pos;
@@ -178,7 +163,7 @@ mod tests {
         GlobBuilder::default()
             .run(0)
             .literal("/ns/")
-            .unescaped(value, true)
+            .quoted(value, true)
             .literal("/")
             .run(0)
             .build()
@@ -191,7 +176,13 @@ mod tests {
         assert!(!g.matches("spiffe://", "td/ns/foobar/sa/bar"));
         assert!(ns_glob("foo*").matches("spiffe://", "td/ns/foobar/sa/bar"));
         assert!(ns_glob("*").matches("spiffe://", "td/ns/x/sa/bar"));
-        assert!(ns_glob("f.o").matches("spiffe://", "td/ns/fxo/sa/bar"));
+        // CVE-2026-39350: patched Istio quotes '.', so it only matches itself.
+        assert!(!ns_glob("f.o").matches("spiffe://", "td/ns/fxo/sa/bar"));
+        assert!(ns_glob("f.o").matches("spiffe://", "td/ns/f.o/sa/bar"));
+        assert!(!ns_glob("a|b").matches("spiffe://", "td/ns/a/sa/bar"));
+        assert!(ns_glob("a|b").matches("spiffe://", "td/ns/a|b/sa/bar"));
+        assert!(ns_glob("*-prod").matches("spiffe://", "td/ns/eu-prod/sa/bar"));
+        assert!(ns_glob("a*b*").matches("spiffe://", "td/ns/axxbyy/sa/bar"));
         assert!(!ns_glob("foo").matches("spiffe://", "td/ns/foo"));
         assert!(!ns_glob("*").matches("spiffe://", "td/ns/a\n/sa/b"));
         assert_eq!(ns_glob("a").tokens().len(), 5);

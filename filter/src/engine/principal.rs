@@ -47,29 +47,31 @@ impl NamespaceMatch {
 
     pub(crate) fn matches(&self, principal: &str) -> bool {
         match &self.literal {
-            Some(name) => {
+            // The regex's `.*` cannot cross a newline, so the `/ns/<name>/` lookup only
+            // stands for it on a principal without one.
+            Some(name) if !principal.contains('\n') => {
                 let mut hit = false;
                 namespace_candidates(principal, |c| hit |= c == &**name);
                 hit
             }
-            None => uri_glob_matches(&self.glob, principal),
+            _ => uri_glob_matches(&self.glob, principal),
         }
     }
 }
 
-/// The regex `.*/ns/<v>/.*` on the URI SAN, with `*` rewritten to `.*` and nothing escaped
-/// (Istio `srcNamespaceGenerator`).
+/// The regex `.*/ns/<v>/.*` on the URI SAN, `v` quoted with each `*` as `.*` (patched Istio
+/// `srcNamespaceGenerator`, CVE-2026-39350).
 pub(crate) fn namespace_matcher(value: &str) -> Glob {
     GlobBuilder::default()
         .run(0)
         .literal("/ns/")
-        .unescaped(value, true)
+        .quoted(value, true)
         .literal("/")
         .run(0)
         .build()
 }
 
-/// The namespace of a [`namespace_matcher`] built from a plain name (no `*`, `.`, `/` or
+/// The namespace of a [`namespace_matcher`] built from a plain name (no `*`, `/` or
 /// newline): then the regex matches exactly when `/ns/<name>/` occurs in the URI SAN, which
 /// an index can look up (see [`namespace_candidates`]).
 pub(crate) fn namespace_literal(glob: &Glob) -> Option<&str> {
@@ -78,7 +80,7 @@ pub(crate) fn namespace_literal(glob: &Glob) -> Option<&str> {
             if &**ns_prefix == b"/ns/" && &**slash == b"/" =>
         {
             let name = std::str::from_utf8(name).ok()?;
-            (!name.contains(['/', '\n', '*', '.'])).then_some(name)
+            (!name.contains(['/', '\n', '*'])).then_some(name)
         }
         _ => None,
     }
@@ -108,7 +110,8 @@ pub(crate) fn namespace_candidates(principal: &str, mut f: impl FnMut(&str)) {
 
 /// A `serviceAccounts` / `source.serviceAccount` value `<ns>/<sa>` or `<sa>` (namespace of
 /// the policy): the regex `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?` (Istio
-/// `serviceAccountRegex`), with its two alternations expanded into four patterns.
+/// `serviceAccountRegex`, `<ns>` and `<sa>` quoted as patched Istio does, CVE-2026-39350),
+/// with its two alternations expanded into four patterns.
 pub(crate) fn service_account_matcher(value: &str, policy_namespace: &str) -> Vec<Glob> {
     let (ns, sa) = value.split_once('/').unwrap_or((policy_namespace, value));
     let mut out = Vec::with_capacity(4);
@@ -118,12 +121,12 @@ pub(crate) fn service_account_matcher(value: &str, policy_namespace: &str) -> Ve
                 .literal(SPIFFE_PREFIX)
                 .run(1)
                 .literal("/ns/")
-                .unescaped(ns, false)
+                .quoted(ns, false)
                 .literal("/");
             if middle {
                 b = b.run(1).literal("/");
             }
-            b = b.literal("sa/").unescaped(sa, false);
+            b = b.literal("sa/").quoted(sa, false);
             if trailer {
                 b = b.literal("/").run(1);
             }
@@ -279,7 +282,7 @@ mod tests {
             }
         }
         for p in principals {
-            for v in ["foo", "fo*", "*", "f.o"] {
+            for v in ["foo", "fo*", "*", "f.o", "f.o*"] {
                 let m = NamespaceMatch::new(v);
                 assert_eq!(
                     m.matches(p),
@@ -289,7 +292,13 @@ mod tests {
             }
         }
         assert_eq!(namespace_literal(&namespace_matcher("fo*")), None);
-        assert_eq!(namespace_literal(&namespace_matcher("f.o")), None);
+        assert_eq!(namespace_literal(&namespace_matcher("f.o")), Some("f.o"));
+        let m = NamespaceMatch::new("foo");
+        assert!(!m.matches("td\n/ns/foo/sa/x"), "RE2 .* stops at a newline");
+        assert!(!uri_glob_matches(
+            &namespace_matcher("foo"),
+            "td\n/ns/foo/sa/x"
+        ));
     }
 
     #[test]
@@ -301,6 +310,16 @@ mod tests {
         assert!(any("td/ns/foo/sa/bar/extra"));
         assert!(!any("td/ns/foo/sa/bar-junk"));
         assert!(!any("td/ns/foo/sa/bar/"));
+        // CVE-2026-39350 (Istio advisory example): '.' in a service account is literal.
+        let dotted = service_account_matcher("cert-manager/cert-manager.io", "x");
+        let hit = |p: &str| dotted.iter().any(|g| uri_glob_matches(g, p));
+        assert!(hit("td/ns/cert-manager/sa/cert-manager.io"));
+        assert!(!hit("td/ns/cert-manager/sa/cert-manager-io"));
+        assert!(!hit("td/ns/cert-manager/sa/cert-managerXio"));
+        let dotted_ns = service_account_matcher("a.b/sa", "x");
+        assert!(!dotted_ns
+            .iter()
+            .any(|g| uri_glob_matches(g, "td/ns/aXb/sa/sa")));
         let local = service_account_matcher("bar", "x");
         assert!(local.iter().any(|g| uri_glob_matches(g, "td/ns/x/sa/bar")));
     }
