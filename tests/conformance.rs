@@ -799,3 +799,31 @@ fn the_filter_sees_xfcc_after_the_hcm_rewrote_it() {
         "removed on plaintext"
     );
 }
+
+/// Tracing lists every host function a request made, in order (the pass-through floor makes
+/// none beyond what the SDK needs).
+#[test]
+fn hostcalls_can_be_traced_per_request() {
+    let host = Host::builder()
+        .wasm_file(fixture("http_headers"))
+        .trace_hostcalls(true)
+        .build()
+        .unwrap();
+    let mut plugin = host.configure("").unwrap();
+    let out = plugin.http_request(mtls(), Request::get("/deny")).unwrap();
+    assert_eq!(out.hostcall_trace.len() as u64, out.hostcalls);
+    assert_eq!(out.hostcall_trace.first(), Some(&"proxy_log"));
+    assert!(out.hostcall_trace.contains(&"proxy_send_local_response"));
+    assert!(out.hostcall_trace.contains(&"proxy_get_header_map_pairs"));
+    let floor = Host::builder()
+        .wasm_file(fixture("pass_through"))
+        .trace_hostcalls(true)
+        .build()
+        .unwrap();
+    let out = floor
+        .configure("")
+        .unwrap()
+        .http_request(mtls(), Request::get("/"))
+        .unwrap();
+    assert_eq!(out.hostcall_trace, Vec::<&str>::new());
+}

@@ -118,7 +118,9 @@ pub fn smells(policies: &[AuthorizationPolicy]) -> Vec<Smell> {
         for (r, rule) in rules.iter().enumerate() {
             if rule.from.is_empty() && rule.to.is_empty() && rule.when.is_empty() {
                 let message = match action {
-                    Action::Allow => "empty rule matches every request: this policy allows everyone",
+                    Action::Allow => {
+                        "empty rule matches every request: this policy allows everyone"
+                    }
                     Action::Deny => "empty rule matches every request: this policy denies everyone",
                     _ => "empty rule matches every request",
                 };
@@ -255,10 +257,33 @@ spec: {}
 "#,
         );
         let found: Vec<String> = smells(&policies).iter().map(ToString::to_string).collect();
-        assert!(found.iter().any(|s| s.contains("principals[0]") && s.contains("does not name a namespace")), "{found:#?}");
-        assert!(found.iter().any(|s| s.contains("principals[1]") && s.contains("every authenticated")), "{found:#?}");
-        assert!(!found.iter().any(|s| s.contains("principals[2]")), "{found:#?}");
-        assert!(found.iter().any(|s| s.contains("spec.rules[1]") && s.contains("allows everyone")), "{found:#?}");
-        assert!(found.iter().any(|s| s.starts_with("demo/nothing") && s.contains("matches nothing")), "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|s| s.contains("principals[0]") && s.contains("does not name a namespace")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|s| s.contains("principals[1]") && s.contains("every authenticated")),
+            "{found:#?}"
+        );
+        assert!(
+            !found.iter().any(|s| s.contains("principals[2]")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|s| s.contains("spec.rules[1]") && s.contains("allows everyone")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|s| s.starts_with("demo/nothing") && s.contains("matches nothing")),
+            "{found:#?}"
+        );
     }
 }

@@ -219,6 +219,9 @@ pub struct HttpOutcome {
     pub vm_failure: Option<VmFailure>,
     /// Host functions the guest called for this request (a cost measure, not a timing).
     pub hostcalls: u64,
+    /// Their names in order, when the host was built with `trace_hostcalls(true)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hostcall_trace: Vec<&'static str>,
 }
 
 impl HttpOutcome {

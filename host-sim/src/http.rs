@@ -107,6 +107,7 @@ impl Plugin {
         state.effective = state.root_id;
         out.http_calls = std::mem::take(&mut state.calls_made);
         out.hostcalls = state.hostcalls;
+        out.hostcall_trace = state.trace.as_mut().map(std::mem::take).unwrap_or_default();
         out.logs = self.take_logs();
         Ok(out)
     }

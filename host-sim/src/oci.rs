@@ -78,7 +78,13 @@ pub struct Blob {
 
 impl fmt::Debug for Blob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Blob({}, {}, {} bytes)", self.media_type, self.digest, self.bytes.len())
+        write!(
+            f,
+            "Blob({}, {}, {} bytes)",
+            self.media_type,
+            self.digest,
+            self.bytes.len()
+        )
     }
 }
 
@@ -443,8 +449,8 @@ mod tests {
         let wasm_blob = Blob::new(MEDIA_WASM_LAYER, WASM.to_vec());
         let manifest = json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
             "layers": [wasm_blob.descriptor(None)]});
-        let err = extract_wasm_like_istio(&json_bytes(&manifest), &|_| Some(WASM.to_vec()))
-            .unwrap_err();
+        let err =
+            extract_wasm_like_istio(&json_bytes(&manifest), &|_| Some(WASM.to_vec())).unwrap_err();
         assert!(err.to_string().contains("must be 2 but got 1"), "{err}");
     }
 
@@ -462,7 +468,10 @@ mod tests {
         let index: serde_json::Value =
             serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
         assert_eq!(index["manifests"][0]["digest"], compat.manifest.digest);
-        assert_eq!(index["manifests"][0]["annotations"][ANNOTATION_REF_NAME], "v1");
+        assert_eq!(
+            index["manifests"][0]["annotations"][ANNOTATION_REF_NAME],
+            "v1"
+        );
         let (digest, wasm) = extract_from_layout(&dir, "v1-wasm").unwrap();
         assert_eq!(wasm, WASM);
         assert_ne!(digest, compat.manifest.digest);

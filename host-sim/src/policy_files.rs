@@ -62,11 +62,12 @@ pub fn load_policy_text(text: &str, file: &str) -> Result<LoadedPolicies, Policy
         })?;
         collect_objects(value, index + 1, &mut objects, &mut skipped);
     }
-    let policies =
-        policy::parse_policies(&Value::Array(objects)).map_err(|errors| PolicyFileError::Invalid {
+    let policies = policy::parse_policies(&Value::Array(objects)).map_err(|errors| {
+        PolicyFileError::Invalid {
             file: file.to_string(),
             errors: errors.iter().map(ToString::to_string).collect(),
-        })?;
+        }
+    })?;
     Ok(LoadedPolicies { policies, skipped })
 }
 
@@ -95,7 +96,9 @@ fn collect_objects(value: Value, document: usize, out: &mut Vec<Value>, skipped:
                     .and_then(|m| m.get("name"))
                     .and_then(Value::as_str)
                     .unwrap_or("?");
-                skipped.push(format!("document {document}: {kind} {name} (not an AuthorizationPolicy)"));
+                skipped.push(format!(
+                    "document {document}: {kind} {name} (not an AuthorizationPolicy)"
+                ));
             }
         }
         other => out.push(other),
@@ -157,6 +160,9 @@ spec:
         let err = load_policy_text("a: 1\n---\nb: [\n", "p.yaml")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("p.yaml: document 2: not valid YAML"), "{err}");
+        assert!(
+            err.starts_with("p.yaml: document 2: not valid YAML"),
+            "{err}"
+        );
     }
 }

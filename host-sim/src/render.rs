@@ -67,8 +67,9 @@ pub fn plugin_config(
     }
     config.insert("policies".into(), json!(policies));
     let config = Value::Object(config);
-    PluginConfig::parse(Some(config.to_string().as_bytes()))
-        .map_err(|errors| RenderError::Rejected(errors.iter().map(ToString::to_string).collect()))?;
+    PluginConfig::parse(Some(config.to_string().as_bytes())).map_err(|errors| {
+        RenderError::Rejected(errors.iter().map(ToString::to_string).collect())
+    })?;
     Ok(config)
 }
 
@@ -95,7 +96,11 @@ pub fn wasm_plugin_yaml(
     }
     if let Some(digest) = &plugin.sha256 {
         let hex = digest.trim_start_matches("sha256:");
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(RenderError::BadDigest(digest.clone()));
         }
         spec["sha256"] = json!(hex);
@@ -209,7 +214,10 @@ spec:
         let inner = config["configuration"]["value"].as_str().unwrap();
         let parsed = PluginConfig::parse(Some(inner.as_bytes())).unwrap();
         assert_eq!(parsed.workload.unwrap().namespace, "demo");
-        assert_eq!(config["vm_config"]["code"]["local"]["filename"], "/etc/envoy/spiffe_authz.wasm");
+        assert_eq!(
+            config["vm_config"]["code"]["local"]["filename"],
+            "/etc/envoy/spiffe_authz.wasm"
+        );
     }
 
     #[test]

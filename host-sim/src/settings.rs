@@ -33,6 +33,7 @@ pub(crate) struct Settings {
     pub canary: bool,
     pub clock_start_ns: Option<u64>,
     pub listener_direction: i64,
+    pub trace_hostcalls: bool,
 }
 
 impl Default for Settings {
@@ -57,6 +58,7 @@ impl Default for Settings {
             canary: true,
             clock_start_ns: None,
             listener_direction: 1,
+            trace_hostcalls: false,
         }
     }
 }

@@ -254,6 +254,8 @@ pub(crate) struct HostState {
 
     pub logs: Vec<LogEntry>,
     pub hostcalls: u64,
+    /// Names of the host functions called, in order, when tracing is on.
+    pub trace: Option<Vec<&'static str>>,
 }
 
 impl HostState {
@@ -288,6 +290,7 @@ impl HostState {
             next_metric_id: [0, 0, 0],
             logs: Vec::new(),
             hostcalls: 0,
+            trace: settings.trace_hostcalls.then(Vec::new),
             settings,
         }
     }

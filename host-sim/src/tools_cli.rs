@@ -102,13 +102,19 @@ pub struct RenderArgs {
     #[arg(long = "selector", value_parser = parse_key_value)]
     selector: Vec<(String, String)>,
     /// WasmPlugin: module URL (oci://, https://, file://).
-    #[arg(long, default_value = "oci://registry.example.internal/spiffe-authz:latest")]
+    #[arg(
+        long,
+        default_value = "oci://registry.example.internal/spiffe-authz:latest"
+    )]
     url: String,
     /// WasmPlugin: the image manifest digest `host-sim oci` printed.
     #[arg(long)]
     sha256: Option<String>,
     /// Envoy: path of the .wasm as Envoy sees it.
-    #[arg(long, default_value = "target/wasm32-wasip1/wasm-release/spiffe_authz.wasm")]
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/wasm-release/spiffe_authz.wasm"
+    )]
     wasm_path: String,
 }
 
@@ -335,9 +341,9 @@ fn run_check(args: CheckArgs) -> Result<()> {
         }),
     };
     let (decision, warnings) =
-        check::check(&loaded.policies, workload, &args.trust_domain, &request).map_err(|errors| {
-            anyhow::anyhow!("the policies do not compile:\n  {}", errors.join("\n  "))
-        })?;
+        check::check(&loaded.policies, workload, &args.trust_domain, &request).map_err(
+            |errors| anyhow::anyhow!("the policies do not compile:\n  {}", errors.join("\n  ")),
+        )?;
     println!("{decision}");
     for warning in warnings {
         println!("warning: {warning}");

@@ -155,6 +155,13 @@ impl HostBuilder {
         self
     }
 
+    /// Records the name of every host function the guest calls, per request
+    /// (`HttpOutcome::hostcall_trace`), for tests that pin exactly what a plugin asks the host.
+    pub fn trace_hostcalls(mut self, yes: bool) -> Self {
+        self.settings.trace_hostcalls = yes;
+        self
+    }
+
     /// Whether `configure` first validates on a throw-away canary VM, as Envoy does (default
     /// true). Envoy prints the canary's configure-time logs too; host-sim returns only the
     /// worker VM's (a rejection returns the canary's, which is where it happens first).
@@ -759,6 +766,9 @@ impl Plugin {
         let state = self.store.data_mut();
         state.hostcalls = 0;
         state.calls_made.clear();
+        if let Some(trace) = &mut state.trace {
+            trace.clear();
+        }
     }
 
     pub(crate) fn take_logs(&mut self) -> Vec<LogEntry> {

@@ -67,6 +67,9 @@ pub(crate) type Cx<'a> = Caller<'a, HostState>;
 pub(crate) fn enter(caller: &mut Cx<'_>, name: &'static str, allowed_at_start: bool) -> HostResult {
     let state = caller.data_mut();
     state.hostcalls += 1;
+    if let Some(trace) = &mut state.trace {
+        trace.push(name);
+    }
     if state.restricted && !allowed_at_start {
         return Err(Fail::Trap(wasmtime::format_err!(
             "{name} called during _initialize; Envoy only allows logging, clocks, randomness \
