@@ -226,6 +226,16 @@ fn request(rng: &mut Rng) -> Req {
         .method(rng.pick(METHODS))
         .path(rng.pick(PATHS))
         .host(rng.pick(HOSTS));
+    // The host may not know an address (e.g. the socket peer behind x-forwarded-for).
+    if rng.chance(10) {
+        r.direct_remote_ip = None;
+    }
+    if rng.chance(10) {
+        r.remote_ip = None;
+    }
+    if rng.chance(10) {
+        r.destination_port = None;
+    }
     if rng.chance(50) {
         r = r.sni(rng.pick(&["a.example", "b.example", ""]));
     }

@@ -727,16 +727,6 @@ fn source_ip_blocks() {
             req().peer_ip("2001:db8::8"),
             false,
         ),
-        (
-            "remoteIpBlocks: no client address known, no match",
-            ENVOY_RBAC,
-            from(json!({"remoteIpBlocks": ["0.0.0.0/0"]})),
-            Req {
-                remote_ip: None,
-                ..req()
-            },
-            false,
-        ),
     ]);
 }
 
@@ -1593,6 +1583,225 @@ fn combination_of_from_to_when() {
             json!({"when": [{"key": "destination.port", "values": ["8000", "9000"], "notValues": ["8000"]}]}),
             req().port(8000),
             false,
+        ),
+    ]);
+}
+
+/// An address or port the host could not tell fails closed, by action: DENY and AUDIT rules
+/// count a field reading it as matched (values and notValues alike), ALLOW rules as not
+/// matched, dry-run rules by their own action. Istio does the same with what a filter cannot
+/// evaluate: HTTP-only fields on TCP (`builder.go`: DENY drops the field, ALLOW drops the
+/// rule).
+const UNKNOWN: &str =
+    "unknown address fails closed (engine/mod.rs; as Istio builder.go drops HTTP-only fields on TCP: DENY widens, ALLOW narrows)";
+
+#[test]
+fn unknown_addresses_fail_closed() {
+    let no_peer = || Req {
+        direct_remote_ip: None,
+        ..req()
+    };
+    let no_client = || Req {
+        remote_ip: None,
+        ..req()
+    };
+    let no_dest = || Req {
+        destination_ip: None,
+        ..req()
+    };
+    let no_port = || Req {
+        destination_port: None,
+        ..req()
+    };
+    let rows: Vec<(&str, Value, Req)> = vec![
+        (
+            "ipBlocks, peer unknown",
+            from(json!({"ipBlocks": ["10.0.0.0/8"]})),
+            no_peer(),
+        ),
+        (
+            "notIpBlocks, peer unknown",
+            from(json!({"notIpBlocks": ["10.0.0.0/8"]})),
+            no_peer(),
+        ),
+        (
+            "ipBlocks, peer unknown, TCP",
+            from(json!({"ipBlocks": ["10.0.0.0/8"]})),
+            no_peer().tcp(),
+        ),
+        (
+            "remoteIpBlocks, client unknown",
+            from(json!({"remoteIpBlocks": ["0.0.0.0/0"]})),
+            no_client(),
+        ),
+        (
+            "notRemoteIpBlocks, client unknown",
+            from(json!({"notRemoteIpBlocks": ["0.0.0.0/0"]})),
+            no_client(),
+        ),
+        (
+            "source.ip values, peer unknown",
+            when("source.ip", &["10.0.0.1"]),
+            no_peer(),
+        ),
+        (
+            "source.ip notValues, peer unknown",
+            when_not("source.ip", &["10.0.0.1"]),
+            no_peer(),
+        ),
+        (
+            "remote.ip values, client unknown",
+            when("remote.ip", &["10.0.0.1"]),
+            no_client(),
+        ),
+        (
+            "remote.ip notValues, client unknown",
+            when_not("remote.ip", &["10.0.0.1"]),
+            no_client(),
+        ),
+        (
+            "destination.ip values, local address unknown",
+            when("destination.ip", &["10.0.0.2"]),
+            no_dest(),
+        ),
+        (
+            "destination.ip notValues, local address unknown",
+            when_not("destination.ip", &["10.0.0.2"]),
+            no_dest(),
+        ),
+        (
+            "ports, port unknown",
+            to(json!({"ports": ["8000"]})),
+            no_port(),
+        ),
+        (
+            "notPorts, port unknown",
+            to(json!({"notPorts": ["8000"]})),
+            no_port(),
+        ),
+        (
+            "ports, port unknown, TCP",
+            to(json!({"ports": ["8000"]})),
+            no_port().tcp(),
+        ),
+        (
+            "destination.port values, port unknown",
+            when("destination.port", &["8000"]),
+            no_port(),
+        ),
+        (
+            "destination.port notValues, port unknown",
+            when_not("destination.port", &["8000"]),
+            no_port(),
+        ),
+    ];
+    let mut checks = Vec::new();
+    for (name, rule, request) in rows {
+        let spec = |action: &str| json!({"action": action, "rules": [rule.clone()]});
+        checks.push((
+            name,
+            UNKNOWN,
+            vec![policy("p", spec("ALLOW"))],
+            request.clone(),
+            "deny: no ALLOW policy matched",
+        ));
+        checks.push((
+            name,
+            UNKNOWN,
+            vec![policy("p", spec("DENY"))],
+            request.clone(),
+            "deny: denied by foo/p rule 0",
+        ));
+        checks.push((
+            name,
+            UNKNOWN,
+            vec![policy("p", spec("AUDIT"))],
+            request.clone(),
+            "allow: no ALLOW policy applies; audit: foo/p rule 0",
+        ));
+        checks.push((
+            name,
+            UNKNOWN,
+            vec![dry_run(policy("p", spec("DENY")))],
+            request.clone(),
+            "allow: no ALLOW policy applies; dry-run: deny (denied by foo/p rule 0)",
+        ));
+        checks.push((
+            name,
+            UNKNOWN,
+            vec![dry_run(policy("p", spec("ALLOW")))],
+            request,
+            "allow: no ALLOW policy applies; dry-run: deny (no ALLOW policy matched)",
+        ));
+    }
+    check_rows(checks);
+}
+
+#[test]
+fn unknown_addresses_widen_only_their_own_field() {
+    let no_peer = || Req {
+        direct_remote_ip: None,
+        ..req()
+    };
+    let deny = |rule: Value| vec![policy("p", json!({"action": "DENY", "rules": [rule]}))];
+    let allow = |rule: Value| vec![policy("p", json!({"action": "ALLOW", "rules": [rule]}))];
+    check_rows(vec![
+        (
+            "DENY ipBlocks AND principals: the principal still has to match",
+            UNKNOWN,
+            deny(from(
+                json!({"ipBlocks": ["10.0.0.0/8"], "principals": [BOB]}),
+            )),
+            no_peer().principal(ALICE),
+            "allow: no ALLOW policy applies",
+        ),
+        (
+            "DENY ipBlocks AND principals: matching principal denies with the peer unknown",
+            UNKNOWN,
+            deny(from(
+                json!({"ipBlocks": ["10.0.0.0/8"], "principals": [BOB]}),
+            )),
+            no_peer().principal(BOB),
+            "deny: denied by foo/p rule 0",
+        ),
+        (
+            "ALLOW from [ipBlocks] OR [principals]: the other source still allows",
+            UNKNOWN,
+            allow(
+                json!({"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}, {"source": {"principals": [ALICE]}}]}),
+            ),
+            no_peer().principal(ALICE),
+            "allow: allowed by foo/p rule 0",
+        ),
+        (
+            "ALLOW notIpBlocks: an unknown peer is not 'outside' the block",
+            UNKNOWN,
+            allow(from(json!({"notIpBlocks": ["192.0.2.0/24"]}))),
+            no_peer(),
+            "deny: no ALLOW policy matched",
+        ),
+        (
+            "DENY on the peer does not read the client address",
+            UNKNOWN,
+            deny(from(json!({"remoteIpBlocks": ["192.0.2.0/24"]}))),
+            no_peer(),
+            "allow: no ALLOW policy applies",
+        ),
+        (
+            "the first DENY rule in Envoy order is reported among address-indexed rules",
+            UNKNOWN,
+            vec![
+                policy(
+                    "b",
+                    json!({"action": "DENY", "rules": [from(json!({"ipBlocks": ["10.0.0.0/8"]}))]}),
+                ),
+                policy(
+                    "a",
+                    json!({"action": "DENY", "rules": [from(json!({"ipBlocks": ["172.16.0.0/12"]}))]}),
+                ),
+            ],
+            no_peer(),
+            "deny: denied by foo/a rule 0",
         ),
     ]);
 }

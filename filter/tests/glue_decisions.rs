@@ -296,8 +296,9 @@ fn audit_matches_are_logged_and_counted_never_enforced() {
 fn ip_blocks_need_the_direct_peer_which_xff_hides() {
     // Istio ipBlocks = direct_remote_ip; in an HTTP filter Envoy's source.address is the
     // XFF-derived client address with port 0 when the HCM does not use the remote address
-    // (envoy-properties.md §2). Such an address is not the direct peer: the DENY on ipBlocks
-    // does not fire, while remoteIpBlocks (remote.ip) does see it.
+    // (envoy-properties.md §2). Such an address is not the direct peer, so the direct peer is
+    // unknown: the DENY on ipBlocks fails closed and fires (engine: an unknown address counts
+    // as matched in DENY rules), and remoteIpBlocks (remote.ip) sees the XFF address.
     let (host, _) = run(
         DEMO,
         &Call {
@@ -306,9 +307,9 @@ fn ip_blocks_need_the_direct_peer_which_xff_hides() {
         },
     );
     assert_eq!(
-        details(&host),
-        None,
-        "ipBlocks must not match an XFF-derived address"
+        details(&host).as_deref(),
+        Some("rbac_access_denied_matched_policy[istio-system/deny-quarantined-networks]"),
+        "DENY ipBlocks with the direct peer unknown must fail closed"
     );
 
     let remote = DEMO.replace("\"ipBlocks\"", "\"remoteIpBlocks\"");

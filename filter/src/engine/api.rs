@@ -35,12 +35,20 @@ pub struct Request<'a> {
     /// `<trust-domain>/ns/<ns>/sa/<sa>` (no `spiffe://`) of a verified peer; `None` when the
     /// peer is unauthenticated.
     pub principal: Option<&'a str>,
-    /// The direct downstream peer address (`ipBlocks`, `source.ip`).
+    /// The direct downstream peer address (`ipBlocks`, `source.ip`). `None` = unknown,
+    /// fail closed: the host could not tell (e.g. an HTTP filter whose `source.address` was
+    /// derived from `x-forwarded-for` does not see the socket peer). Then every field on it
+    /// (values and notValues alike) counts as matched in DENY and AUDIT rules and as not
+    /// matched in ALLOW rules, dry-run rules by their own action.
     pub direct_remote_ip: Option<IpAddr>,
     /// The original client address derived from `X-Forwarded-For` (`remoteIpBlocks`,
-    /// `remote.ip`).
+    /// `remote.ip`). `None` = unknown, fail closed (as for `direct_remote_ip`).
     pub remote_ip: Option<IpAddr>,
+    /// The local address the connection arrived on (`destination.ip`). `None` = unknown,
+    /// fail closed (as for `direct_remote_ip`).
     pub destination_ip: Option<IpAddr>,
+    /// The local port (`ports`, `destination.port`). `None` = unknown, fail closed (as for
+    /// `direct_remote_ip`).
     pub destination_port: Option<u16>,
     /// TLS SNI (`connection.sni`).
     pub sni: Option<&'a str>,

@@ -12,7 +12,7 @@ use super::condition::{
 };
 use super::index::RuleSet;
 use super::principal::{TrustDomainBundle, CLUSTER_LOCAL};
-use super::rule::{CompiledRule, Constraint};
+use super::rule::{CompiledRule, Constraint, UnknownAddress};
 use super::scope::{is_dry_run, scope, Scope};
 
 /// A configure-time error from the engine, in the validation layer's one-line format.
@@ -154,6 +154,12 @@ pub(crate) fn compile(
             // AUDIT only reports; Istio has no shadow variant for it.
             (Action::Audit | Action::Custom, _) => Group::Audit,
         };
+        // Fail closed on an address the host could not tell: DENY / AUDIT fire, ALLOW
+        // does not (dry-run rules by their own action).
+        let unknown_address = match action {
+            Action::Allow => UnknownAddress::DoesNotMatch,
+            Action::Deny | Action::Audit | Action::Custom => UnknownAddress::Matches,
+        };
         match group {
             Group::Allow => out.has_allow = true,
             Group::DryAllow => out.has_dry_allow = true,
@@ -198,6 +204,7 @@ pub(crate) fn compile(
                 rule: i,
                 principals,
                 permissions,
+                unknown_address,
             };
             http.push((
                 name.clone(),

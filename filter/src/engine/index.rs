@@ -77,6 +77,10 @@ struct Index {
     namespace_exact: LenBuckets,
     direct_ip: CidrIndex,
     remote_ip: CidrIndex,
+    /// Every rule anchored in `direct_ip` / `remote_ip`: with the address unknown, DENY
+    /// and AUDIT rules on it match (see `UnknownAddress`), so they must still be visited.
+    direct_ip_rules: Vec<u32>,
+    remote_ip_rules: Vec<u32>,
     path_exact: LenBuckets,
     path_prefix: LenBuckets,
     path_suffix: LenBuckets,
@@ -172,11 +176,13 @@ impl RuleSet {
                 namespace_candidates(p, |ns| ix.namespace_exact.exact(ns, &mut visit));
             }
         }
-        if let Some(ip) = f.direct_remote_ip {
-            ix.direct_ip.for_each_candidate(ip, &mut visit);
+        match f.direct_remote_ip {
+            Some(ip) => ix.direct_ip.for_each_candidate(ip, &mut visit),
+            None => visit(&ix.direct_ip_rules),
         }
-        if let Some(ip) = f.remote_ip {
-            ix.remote_ip.for_each_candidate(ip, &mut visit);
+        match f.remote_ip {
+            Some(ip) => ix.remote_ip.for_each_candidate(ip, &mut visit),
+            None => visit(&ix.remote_ip_rules),
         }
         if let Some(h) = &f.http {
             ix.path_exact.exact(h.path, &mut visit);
@@ -250,12 +256,13 @@ fn anchor(ix: &mut Index, rule: &CompiledRule, id: u32) {
             _ => None,
         });
         if let Some(cidrs) = found {
-            let target = if remote {
-                &mut ix.remote_ip
+            let (target, all) = if remote {
+                (&mut ix.remote_ip, &mut ix.remote_ip_rules)
             } else {
-                &mut ix.direct_ip
+                (&mut ix.direct_ip, &mut ix.direct_ip_rules)
             };
             cidrs.into_iter().for_each(|c| target.insert(c, id));
+            push_sorted(all, id);
             return;
         }
     }

@@ -24,6 +24,15 @@
 //!   `RequestAuth::principal` at its last `/`.
 //! - A path that normalization rejects denies the request before any policy is read
 //!   ([`Reason::InvalidPath`]); Envoy would have answered it with 400/404 itself.
+//! - An address or port the host could not tell ([`Request::direct_remote_ip`],
+//!   `remote_ip`, `destination_ip`, `destination_port` = `None`) fails closed: a field that
+//!   reads it (`ipBlocks`/`notIpBlocks`, `remoteIpBlocks`/`notRemoteIpBlocks`, `ports`/
+//!   `notPorts`, the `source.ip`, `remote.ip`, `destination.ip`, `destination.port`
+//!   conditions, values and notValues alike) counts as matched in DENY and AUDIT rules and
+//!   as not matched in ALLOW rules; dry-run rules by their own action. This is how Istio
+//!   treats what a filter cannot evaluate (HTTP-only fields on TCP: DENY drops the field,
+//!   ALLOW drops the rule). Envoy always knows its addresses; a Wasm filter may not (an
+//!   HTTP filter sees `source.address` derived from `x-forwarded-for`, not the socket peer).
 //! - Decisions report the first matching rule in Envoy's order: the RBAC `policies` map
 //!   sorted by Istio's name `ns[<ns>]-policy[<name>]-rule[<i>]` (so `rule[10]` before
 //!   `rule[2]`).

@@ -177,8 +177,35 @@ pub(crate) struct HttpFacts<'a> {
     pub(crate) headers: &'a [(&'a str, &'a str)],
 }
 
+/// What a field reading an address or port the host could not tell (`None` in
+/// [`super::Request`]) counts as. Istio widens DENY and narrows ALLOW when it drops what a
+/// filter cannot evaluate (`builder.go`: HTTP-only fields on TCP); an unknown address gets
+/// the same treatment, so it can never slip a request past a DENY or into an ALLOW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnknownAddress {
+    /// DENY and AUDIT rules (enforced or dry-run): the whole field matches, values and
+    /// notValues alike.
+    Matches,
+    /// ALLOW rules (enforced or dry-run): the whole field does not match.
+    DoesNotMatch,
+}
+
+impl UnknownAddress {
+    fn field<T: Copy, M>(
+        self,
+        fact: Option<T>,
+        field: &Field<M>,
+        hit: impl Fn(&M, T) -> bool,
+    ) -> bool {
+        match fact {
+            Some(fact) => field.eval(|m| hit(m, fact)),
+            None => self == UnknownAddress::Matches,
+        }
+    }
+}
+
 impl Constraint {
-    pub(crate) fn matches(&self, f: &Facts<'_>) -> bool {
+    pub(crate) fn matches(&self, f: &Facts<'_>, unknown: UnknownAddress) -> bool {
         match self {
             Constraint::Principal(field) => field.eval(|m| m.matches(f.principal)),
             Constraint::Namespace(field) => {
@@ -192,15 +219,17 @@ impl Constraint {
                 field.eval(|m| m.matches(f.principal.map(trust_domain_of)))
             }
             Constraint::DirectRemoteIp(field) => {
-                field.eval(|c| f.direct_remote_ip.is_some_and(|ip| c.contains(ip)))
+                unknown.field(f.direct_remote_ip, field, |c, ip| c.contains(ip))
             }
             Constraint::RemoteIp(field) => {
-                field.eval(|c| f.remote_ip.is_some_and(|ip| c.contains(ip)))
+                unknown.field(f.remote_ip, field, |c, ip| c.contains(ip))
             }
             Constraint::DestinationIp(field) => {
-                field.eval(|c| f.destination_ip.is_some_and(|ip| c.contains(ip)))
+                unknown.field(f.destination_ip, field, |c, ip| c.contains(ip))
             }
-            Constraint::DestinationPort(field) => field.eval(|p| f.destination_port == Some(*p)),
+            Constraint::DestinationPort(field) => {
+                unknown.field(f.destination_port, field, |p, port| *p == port)
+            }
             Constraint::Sni(field) => field.eval(|m| m.matches(f.sni)),
             Constraint::Host(field) => {
                 field.eval(|m| f.http.is_some_and(|h| m.matches_present(h.host, true)))
@@ -319,11 +348,13 @@ pub(crate) struct CompiledRule {
     pub(crate) principals: Vec<Vec<Constraint>>,
     /// `to` entries, OR'ed; never empty.
     pub(crate) permissions: Vec<Vec<Constraint>>,
+    /// From the rule's action: how fields on an unknown address count.
+    pub(crate) unknown_address: UnknownAddress,
 }
 
 impl CompiledRule {
     pub(crate) fn matches(&self, f: &Facts<'_>) -> bool {
-        let all = |cs: &Vec<Constraint>| cs.iter().all(|c| c.matches(f));
+        let all = |cs: &Vec<Constraint>| cs.iter().all(|c| c.matches(f, self.unknown_address));
         self.permissions.iter().any(all) && self.principals.iter().any(all)
     }
 

@@ -66,6 +66,24 @@ fn field(values: &[String], not_values: &[String], mut m: impl FnMut(&str) -> bo
     (values.is_empty() || values.iter().any(|v| m(v))) && !not_values.iter().any(|v| m(v))
 }
 
+/// A field on an address or port: when the host could not tell it, the whole field counts
+/// as `unknown` (true inside DENY / AUDIT rules, false inside ALLOW rules: fail closed).
+fn address_field<T: Copy>(
+    fact: Option<T>,
+    values: &[String],
+    not_values: &[String],
+    unknown: bool,
+    m: impl Fn(&str, T) -> bool,
+) -> bool {
+    if values.is_empty() && not_values.is_empty() {
+        return true;
+    }
+    match fact {
+        Some(x) => field(values, not_values, |v| m(v, x)),
+        None => unknown,
+    }
+}
+
 fn path_only(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or("")
 }
@@ -116,8 +134,9 @@ fn namespace_of(principal: &str) -> Option<&str> {
 }
 
 /// Whether a source field set matches. `tcp`: HTTP-only fields are dropped (DENY) — the
-/// caller has already skipped ALLOW rules that use them.
-fn source_matches(s: &Source, r: &Req, tcp: bool) -> bool {
+/// caller has already skipped ALLOW rules that use them. `unknown`: what a field on an
+/// unknown address counts as.
+fn source_matches(s: &Source, r: &Req, tcp: bool, unknown: bool) -> bool {
     let principal = r.principal.as_deref();
     let p = |v: &str| principal.is_some_and(|p| glob(v, p, true));
     let ns = |v: &str| {
@@ -125,8 +144,6 @@ fn source_matches(s: &Source, r: &Req, tcp: bool) -> bool {
             .and_then(namespace_of)
             .is_some_and(|n| glob(v, n, false))
     };
-    let peer = |v: &str| r.direct_remote_ip.is_some_and(|ip| in_cidr(v, ip));
-    let client = |v: &str| r.remote_ip.is_some_and(|ip| in_cidr(v, ip));
     let jwt = |v: &str| {
         r.auth
             .as_ref()
@@ -134,17 +151,31 @@ fn source_matches(s: &Source, r: &Req, tcp: bool) -> bool {
     };
     field(&s.principals, &s.not_principals, p)
         && field(&s.namespaces, &s.not_namespaces, ns)
-        && field(&s.ip_blocks, &s.not_ip_blocks, peer)
-        && field(&s.remote_ip_blocks, &s.not_remote_ip_blocks, client)
+        && address_field(
+            r.direct_remote_ip,
+            &s.ip_blocks,
+            &s.not_ip_blocks,
+            unknown,
+            in_cidr,
+        )
+        && address_field(
+            r.remote_ip,
+            &s.remote_ip_blocks,
+            &s.not_remote_ip_blocks,
+            unknown,
+            in_cidr,
+        )
         && (tcp || field(&s.request_principals, &s.not_request_principals, jwt))
 }
 
-fn operation_matches(o: &Operation, r: &Req, tcp: bool) -> bool {
-    let port = |v: &str| {
-        r.destination_port
-            .is_some_and(|p| v.parse::<u16>() == Ok(p))
-    };
-    let ports = field(&o.ports, &o.not_ports, port);
+fn operation_matches(o: &Operation, r: &Req, tcp: bool, unknown: bool) -> bool {
+    let ports = address_field(
+        r.destination_port,
+        &o.ports,
+        &o.not_ports,
+        unknown,
+        |v, p| v.parse::<u16>() == Ok(p),
+    );
     if tcp {
         return ports;
     }
@@ -157,7 +188,7 @@ fn operation_matches(o: &Operation, r: &Req, tcp: bool) -> bool {
         && field(&o.paths, &o.not_paths, path)
 }
 
-fn condition_matches(c: &Condition, r: &Req, tcp: bool) -> bool {
+fn condition_matches(c: &Condition, r: &Req, tcp: bool, unknown: bool) -> bool {
     let key = c.key.as_str();
     if let Some(name) = key
         .strip_prefix("request.headers[")
@@ -172,13 +203,20 @@ fn condition_matches(c: &Condition, r: &Req, tcp: bool) -> bool {
         });
     }
     match key {
-        "source.ip" => field(&c.values, &c.not_values, |v| {
-            r.direct_remote_ip.is_some_and(|ip| in_cidr(v, ip))
-        }),
-        "destination.port" => field(&c.values, &c.not_values, |v| {
-            r.destination_port
-                .is_some_and(|p| v.parse::<u16>() == Ok(p))
-        }),
+        "source.ip" => address_field(
+            r.direct_remote_ip,
+            &c.values,
+            &c.not_values,
+            unknown,
+            in_cidr,
+        ),
+        "destination.port" => address_field(
+            r.destination_port,
+            &c.values,
+            &c.not_values,
+            unknown,
+            |v, p| v.parse::<u16>() == Ok(p),
+        ),
         "connection.sni" => field(&c.values, &c.not_values, |v| {
             r.sni.as_deref().is_some_and(|s| glob(v, s, false))
         }),
@@ -210,19 +248,23 @@ fn uses_http_only(rule: &Rule) -> bool {
 
 /// istio.io Rule: "a match occurs when at least one source, one operation and all
 /// conditions matches the request"; empty `from` / `to` match anything.
-fn rule_matches(rule: &Rule, r: &Req, tcp: bool) -> bool {
+fn rule_matches(rule: &Rule, r: &Req, tcp: bool, unknown: bool) -> bool {
     let from = rule.from.is_empty()
-        || rule
-            .from
-            .iter()
-            .any(|f| f.source.as_ref().is_none_or(|s| source_matches(s, r, tcp)));
+        || rule.from.iter().any(|f| {
+            f.source
+                .as_ref()
+                .is_none_or(|s| source_matches(s, r, tcp, unknown))
+        });
     let to = rule.to.is_empty()
         || rule.to.iter().any(|t| {
             t.operation
                 .as_ref()
-                .is_none_or(|o| operation_matches(o, r, tcp))
+                .is_none_or(|o| operation_matches(o, r, tcp, unknown))
         });
-    let when = rule.when.iter().all(|c| condition_matches(c, r, tcp));
+    let when = rule
+        .when
+        .iter()
+        .all(|c| condition_matches(c, r, tcp, unknown));
     from && to && when
 }
 
@@ -261,7 +303,8 @@ fn matches_of(
             if tcp && action == Action::Allow && uses_http_only(rule) {
                 continue;
             }
-            if rule_matches(rule, r, tcp) {
+            // An unknown address widens DENY / AUDIT and narrows ALLOW.
+            if rule_matches(rule, r, tcp, action != Action::Allow) {
                 let envoy_name = format!(
                     "ns[{}]-policy[{}]-rule[{i}]",
                     p.metadata.namespace, p.metadata.name
