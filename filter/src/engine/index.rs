@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use super::ip::{push_sorted, CidrIndex};
 use super::operation::{PathMatch, TemplateTok};
 use super::principal::{namespace_candidates, NamespaceMatch};
-use super::rule::{CompiledRule, Constraint, Facts};
+use super::rule::{CompiledRule, Constraint, Facts, UnknownAddress};
 use super::string_match::{HeaderValues, StringMatch};
 
 /// Strings indexed by exact value, or by prefix / suffix with one hash lookup per distinct
@@ -78,7 +78,9 @@ struct Index {
     direct_ip: CidrIndex,
     remote_ip: CidrIndex,
     /// Every rule anchored in `direct_ip` / `remote_ip`: with the address unknown, DENY
-    /// and AUDIT rules on it match (see `UnknownAddress`), so they must still be visited.
+    /// and AUDIT rules on it match (`UnknownAddress::Matches`), so they must still be
+    /// visited. ALLOW rules anchored there cannot match then (every `from` entry needs the
+    /// address), so an ALLOW set skips them instead of scanning.
     direct_ip_rules: Vec<u32>,
     remote_ip_rules: Vec<u32>,
     path_exact: LenBuckets,
@@ -93,6 +95,8 @@ struct Index {
 pub(crate) struct RuleSet {
     rules: Vec<CompiledRule>,
     index: Index,
+    /// Some rule counts a field on an unknown address as matched (DENY / AUDIT sets).
+    unknown_address_matches: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +148,14 @@ impl RuleSet {
             let id = u32::try_from(id).unwrap_or(u32::MAX);
             anchor(&mut index, rule, id);
         }
-        RuleSet { rules, index }
+        let unknown_address_matches = rules
+            .iter()
+            .any(|r| r.unknown_address == UnknownAddress::Matches);
+        RuleSet {
+            rules,
+            index,
+            unknown_address_matches,
+        }
     }
 
     pub(crate) fn rules(&self) -> &[CompiledRule] {
@@ -178,11 +189,13 @@ impl RuleSet {
         }
         match f.direct_remote_ip {
             Some(ip) => ix.direct_ip.for_each_candidate(ip, &mut visit),
-            None => visit(&ix.direct_ip_rules),
+            None if self.unknown_address_matches => visit(&ix.direct_ip_rules),
+            None => {}
         }
         match f.remote_ip {
             Some(ip) => ix.remote_ip.for_each_candidate(ip, &mut visit),
-            None => visit(&ix.remote_ip_rules),
+            None if self.unknown_address_matches => visit(&ix.remote_ip_rules),
+            None => {}
         }
         if let Some(h) = &f.http {
             ix.path_exact.exact(h.path, &mut visit);

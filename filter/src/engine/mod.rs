@@ -8,6 +8,12 @@
 //!   host only for those.
 //! - [`Engine::decide`]: borrowed per-request facts -> [`Decision`], no heap allocation.
 //!
+//! The engine decides as PATCHED Istio and Envoy do: a repeated header matches when any one
+//! value matches (Envoy `matchesHeadersIndividually`, CVE-2026-26308), and `namespaces` /
+//! `serviceAccounts` values are quoted, so `.` is literal (Istio 1.28.7 / 1.29.3,
+//! CVE-2026-39350). Identities Istio's CA never issues (`.../ns/evil/sa/ns/prod/x`) are judged
+//! by Istio's own regexes, as Istio would.
+//!
 //! Choices where Istio leaves room or where a sidecar filter differs from Istio's own:
 //! - `targetRef` / `targetRefs` policies are for gateways and waypoints; a sidecar never
 //!   applies them, so they are skipped with a [`Warning`].
