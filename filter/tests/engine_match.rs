@@ -316,6 +316,20 @@ fn source_namespaces_service_accounts_trust_domains() {
             false,
         ),
         (
+            "namespaces: Istio's regex .*/ns/prod/.* matches /ns/prod/ anywhere (ID Istio's CA never issues)",
+            GEN,
+            from(json!({"namespaces": ["prod"]})),
+            req().principal("cluster.local/ns/evil/sa/ns/prod/x"),
+            true,
+        ),
+        (
+            "serviceAccounts: spiffe://.+/ns/prod/(.+/|)sa/admin(/.+)? matches a nested /ns/prod/ (ID Istio's CA never issues)",
+            SA_GEN,
+            from(json!({"serviceAccounts": ["prod/admin"]})),
+            req().principal("cluster.local/ns/evil/sa/ns/prod/sa/admin"),
+            true,
+        ),
+        (
             "namespaces: '.' is literal, a.b does not match axb",
             QUOTE_META,
             from(json!({"namespaces": ["a.b"]})),
