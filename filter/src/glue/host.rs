@@ -111,4 +111,9 @@ pub trait Host {
 
     /// `proxy_set_property`: Envoy stores it as filter state `wasm.<name>`.
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+
+    /// The size of the module's linear memory, where there is one (not a host call).
+    fn linear_memory_bytes(&self) -> Option<usize> {
+        None
+    }
 }

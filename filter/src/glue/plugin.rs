@@ -233,13 +233,16 @@ impl Root {
                     host,
                     LogLevel::Info,
                     &format!(
-                        "configured: workload namespace {}, needs {:?}",
+                        "configured: workload namespace {}, needs {:?}{}",
                         plugin
                             .config
                             .workload
                             .as_ref()
                             .map_or("?", |w| w.namespace.as_str()),
-                        plugin.needs
+                        plugin.needs,
+                        host.linear_memory_bytes()
+                            .map(|b| format!(", linear memory {} KiB", b / 1024))
+                            .unwrap_or_default()
                     ),
                 );
                 self.plugin = Some(Rc::new(plugin));

@@ -258,6 +258,10 @@ impl Host for ProxyHost {
         check("proxy_close_stream", || "downstream".to_string(), code)
     }
 
+    fn linear_memory_bytes(&self) -> Option<usize> {
+        Some(core::arch::wasm32::memory_size(0) * 65536)
+    }
+
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
         let serialized = path.join("\0");
         // SAFETY: both buffers outlive the call.
