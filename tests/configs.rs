@@ -13,7 +13,9 @@
 //!   `typed_config` by its `@type`; its `filename:` paths against what the documented build and
 //!   `host-sim certs` steps produce.
 //! - Every embedded plugin configuration through `spiffe_authz::config::PluginConfig::parse`.
-//! - `demo/traffic.jsonl` against the request shape host-sim's `run` reads.
+//! - `demo/traffic.jsonl` through host-sim's own `run` line reader; `demo/run.sh` and
+//!   `demo/node.json` against the files and workload they must agree with; and no file in
+//!   `envoy-configs/` goes unchecked.
 //!
 //! Each check has a negative twin below (a copy of a real file with one field broken), so a
 //! check that silently accepts everything fails the suite.
@@ -1118,120 +1120,159 @@ fn envoy_field_lists_name_their_source_for_every_type() {
 // demo/traffic.jsonl: host-sim run's request lines
 // ---------------------------------------------------------------------------------------------
 
-/// One traffic line as host-sim `run` reads it (the shape documented by the lead's demo): an
-/// HTTP request, or a TCP connection (`"tcp": true`, no `request`).
-fn traffic_line_problems(line: &Value) -> Vec<String> {
-    fn kind_ok(value: Option<&Value>, kind: &str) -> bool {
-        match (kind, value) {
-            (_, None) => false,
-            ("string", Some(v)) => v.is_string(),
-            ("string|null", Some(v)) => v.is_string() || v.is_null(),
-            ("bool", Some(v)) => v.is_boolean(),
-            ("object", Some(v)) => v.is_object(),
-            ("ip:port", Some(v)) => v
-                .as_str()
-                .is_some_and(|s| s.parse::<std::net::SocketAddr>().is_ok()),
-            _ => false,
-        }
-    }
-    fn shape(value: &Value, path: &str, fields: &[(&str, &str, bool)], out: &mut Vec<String>) {
-        let Some(object) = value.as_object() else {
-            out.push(format!("{path}: must be an object"));
-            return;
-        };
-        for key in object.keys() {
-            if !fields.iter().any(|(name, _, _)| name == key) {
-                out.push(format!("{}: unknown field", join(path, key)));
-            }
-        }
-        for (name, kind, required) in fields {
-            let v = object.get(*name);
-            if v.is_none() && !required {
-                continue;
-            }
-            if !kind_ok(v, kind) {
-                out.push(format!(
-                    "{}: must be {kind}{}",
-                    join(path, name),
-                    if v.is_none() { " (missing)" } else { "" }
-                ));
+/// Problems with a request file as `host-sim run` reads it: its own line parser
+/// (`host_sim::jsonl::parse_lines`: strict fields, HTTP request or `"tcp": true`), then the
+/// socket addresses it only parses when it runs the line.
+fn traffic_problems(origin: &str, text: &str) -> Vec<String> {
+    let lines = match host_sim::jsonl::parse_lines(origin, text) {
+        Ok(lines) => lines,
+        Err(e) => return vec![e],
+    };
+    let mut problems = Vec::new();
+    for (number, line) in &lines {
+        for (field, address) in [
+            ("source", &line.connection.source),
+            ("destination", &line.connection.destination),
+        ] {
+            if let Some(address) = address {
+                if address.parse::<std::net::SocketAddr>().is_err() {
+                    problems.push(format!(
+                        "{origin}:{number}: connection.{field}: {address:?}: expected ip:port"
+                    ));
+                }
             }
         }
     }
-    let mut out = Vec::new();
-    let tcp = line["tcp"] == json!(true);
-    shape(
-        line,
-        "",
-        &[
-            ("note", "string", true),
-            ("tcp", "bool", false),
-            ("connection", "object", true),
-            ("request", "object", !tcp),
-            ("dynamicMetadata", "object", false),
-        ],
-        &mut out,
-    );
-    shape(
-        &line["connection"],
-        "connection",
-        &[
-            ("mtls", "bool", true),
-            ("peerUriSan", "string|null", false),
-            ("peerCertificatePem", "string|null", false),
-            ("source", "ip:port", true),
-            ("destination", "ip:port", true),
-            ("sni", "string|null", false),
-        ],
-        &mut out,
-    );
-    if tcp && line.get("request").is_some() {
-        out.push("request: a TCP line has no HTTP request".into());
+    if lines.is_empty() {
+        problems.push(format!("{origin}: no request line"));
     }
-    if let Some(request) = line.get("request").filter(|_| !tcp) {
-        shape(
-            request,
-            "request",
-            &[
-                ("method", "string", true),
-                ("path", "string", true),
-                ("authority", "string", true),
-                ("headers", "object", false),
-            ],
-            &mut out,
-        );
-        for (name, value) in request["headers"].as_object().into_iter().flatten() {
-            if !value.is_string() {
-                out.push(format!("request.headers.{name}: must be a string"));
-            }
-        }
-    }
-    out
+    problems
 }
 
 #[test]
-fn demo_traffic_lines_have_the_request_shape_host_sim_run_reads() {
+fn demo_traffic_lines_parse_as_host_sim_run_reads_them() {
     let file = "envoy-configs/demo/traffic.jsonl";
     let text = read(file);
-    let mut problems = Vec::new();
-    let mut lines = 0;
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        lines += 1;
-        match serde_json::from_str::<Value>(line) {
-            Ok(value) => problems.extend(
-                traffic_line_problems(&value)
-                    .into_iter()
-                    .map(|p| format!("{file}:{}: {p}", i + 1)),
-            ),
-            Err(e) => problems.push(format!("{file}:{}: not JSON: {e}", i + 1)),
+    let problems = traffic_problems(file, &text);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let lines = host_sim::jsonl::parse_lines(file, &text).unwrap();
+    assert!(lines.len() >= 10, "{file}: {} lines", lines.len());
+    assert!(
+        lines.iter().any(|(_, l)| l.tcp),
+        "{file}: the demo has a TCP line"
+    );
+}
+
+/// run.sh runs the artefact the wasm build writes, on the demo files that exist here.
+#[test]
+fn demo_run_script_uses_the_built_module_and_the_checked_files() {
+    let script = read("envoy-configs/demo/run.sh");
+    assert!(
+        script.contains(&format!("--wasm {WASM_ARTIFACT}")),
+        "run.sh --wasm"
+    );
+    assert!(
+        script.contains("--profile wasm-release"),
+        "run.sh builds what it runs"
+    );
+    for word in script.split_whitespace() {
+        if let Some(path) = word.strip_prefix("envoy-configs/") {
+            let path = format!("envoy-configs/{path}");
+            assert!(
+                repo_root().join(&path).is_file(),
+                "run.sh names {path}, which is missing"
+            );
         }
     }
-    assert!(lines >= 10, "{file}: {lines} lines");
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every file in envoy-configs/ is either checked by a test in this file or is the schema data
+/// those tests read; a new file must be added here with the test that checks it.
+#[test]
+fn every_file_in_envoy_configs_is_checked() {
+    let checked_by: &[(&str, &str)] = &[
+        (
+            "envoy-configs/README.md",
+            "envoy_configs_readme_documents_the_steps_that_produce_the_files",
+        ),
+        (
+            "envoy-configs/envoy/envoy.yaml",
+            "envoy_bootstrap_uses_only_envoy_v3_fields_and_documented_files",
+        ),
+        (
+            "envoy-configs/istio/",
+            "istio_objects_match_the_crd_schemas_and_the_filter_accepts_them",
+        ),
+        (
+            "envoy-configs/policies/",
+            "istio_objects_match_the_crd_schemas_and_the_filter_accepts_them",
+        ),
+        (
+            "envoy-configs/demo/plugin-config.yaml",
+            "demo_plugin_config_is_accepted_by_the_filter_and_its_policies_by_the_crd",
+        ),
+        (
+            "envoy-configs/demo/traffic.jsonl",
+            "demo_traffic_lines_parse_as_host_sim_run_reads_them",
+        ),
+        (
+            "envoy-configs/demo/node.json",
+            "demo_node_metadata_matches_the_demo_workload",
+        ),
+        (
+            "envoy-configs/demo/run.sh",
+            "demo_run_script_uses_the_built_module_and_the_checked_files",
+        ),
+        (
+            "envoy-configs/schemas/istio-crds.yaml",
+            "schema data: Istio's CRDs",
+        ),
+        (
+            "envoy-configs/schemas/envoy-fields.json",
+            "envoy_field_lists_name_their_source_for_every_type",
+        ),
+    ];
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            // Generated by the README's steps, never committed.
+            if relative == "envoy-configs/envoy/certs" {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(relative);
+            }
+        }
+    }
+    let root = repo_root();
+    let mut files = Vec::new();
+    walk(&root.join("envoy-configs"), &root, &mut files);
+    files.sort();
+    let unchecked: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            !checked_by.iter().any(|(pattern, _)| {
+                f.as_str() == *pattern || (pattern.ends_with('/') && f.starts_with(pattern))
+            })
+        })
+        .collect();
+    assert!(unchecked.is_empty(), "files no test checks: {unchecked:?}");
+    let istio = istio_files();
+    assert!(
+        files
+            .iter()
+            .filter(|f| f.starts_with("envoy-configs/istio/")
+                || f.starts_with("envoy-configs/policies/"))
+            .all(|f| istio.contains(f)),
+        "every file under istio/ and policies/ is YAML the CRD test reads"
+    );
 }
 
 #[test]
@@ -1476,6 +1517,8 @@ fn broken_envoy_bootstraps_are_rejected_with_their_field_path() {
     }
 }
 
+/// host-sim run's reader is strict: each broken copy of the first demo line fails, naming the
+/// file, the line and the field.
 #[test]
 fn broken_traffic_lines_are_rejected_with_their_field_path() {
     let first = read("envoy-configs/demo/traffic.jsonl")
@@ -1487,34 +1530,34 @@ fn broken_traffic_lines_are_rejected_with_their_field_path() {
         (
             "misspelled connection field",
             |l| rename_key(l, "/connection", "peerUriSan", "peerUriSAN"),
-            "connection.peerUriSAN: unknown field",
+            "t.jsonl:1: unknown field `peerUriSAN`",
         ),
         (
             "source is ip:port",
             |l| set(l, "/connection/source", json!("10.0.0.1")),
-            "connection.source: must be ip:port",
+            "t.jsonl:1: connection.source: \"10.0.0.1\": expected ip:port",
         ),
         (
             "an HTTP line needs a request",
             |l| {
                 l.as_object_mut().unwrap().remove("request");
             },
-            "request: must be object (missing)",
+            "t.jsonl:1: a line needs \"request\" (HTTP) or \"tcp\": true",
         ),
         (
-            "header values are strings",
-            |l| set(l, "/request/headers", json!({"x-n": 1})),
-            "request.headers.x-n: must be a string",
+            "a TCP line has no HTTP request",
+            |l| set(l, "/tcp", json!(true)),
+            "exclude each other",
         ),
     ];
+    assert!(traffic_problems("t.jsonl", &first).is_empty());
     for (behaviour, mutate, expected) in cases {
         let mut line: Value = serde_json::from_str(&first).unwrap();
-        assert!(traffic_line_problems(&line).is_empty());
         mutate(&mut line);
-        let problems = traffic_line_problems(&line);
+        let problems = traffic_problems("t.jsonl", &line.to_string());
         assert!(
             problems.iter().any(|p| p.contains(expected)),
-            "{behaviour}: {problems:#?}"
+            "{behaviour}: expected {expected:?}, got {problems:#?}"
         );
     }
 }
