@@ -1288,6 +1288,63 @@ fn demo_node_metadata_matches_the_demo_workload() {
     assert_eq!(node["LABELS"], config["workload"]["labels"]);
 }
 
+/// `host-sim render` writes WasmPlugins and Envoy filters for users to deploy: what it renders
+/// from the shipped policies passes the same checks as the hand-written files.
+#[test]
+fn host_sim_render_output_passes_the_same_checks() {
+    use host_sim::render::{self, PluginSettings, WasmPluginSettings};
+    let mut policies = Vec::new();
+    for file in files_under("envoy-configs/policies", "yaml") {
+        for doc in yaml_documents(&file, &read(&file)) {
+            policies.extend(spiffe_authz::policy::parse_policies(&doc).expect(&file));
+        }
+    }
+    let settings = PluginSettings {
+        mtls_mode: Some("STRICT".into()),
+        workload_namespace: Some("demo".into()),
+        workload_labels: [("app".to_string(), "backend".to_string())].into(),
+        ..Default::default()
+    };
+    let wasm_plugin = render::wasm_plugin_yaml(
+        &policies,
+        &settings,
+        &WasmPluginSettings {
+            name: "spiffe-authz".into(),
+            namespace: "demo".into(),
+            selector: [("app".to_string(), "backend".to_string())].into(),
+            url: "oci://registry.example.internal/spiffe-authz:0.1.0".into(),
+            sha256: Some("ab".repeat(32)),
+        },
+    )
+    .expect("render wasmplugin");
+    let crds = k8s::Crds::load();
+    for doc in yaml_documents("rendered WasmPlugin", &wasm_plugin) {
+        let problems = istio_object_problems(&crds, &doc);
+        assert!(
+            problems.is_empty(),
+            "rendered WasmPlugin: {}",
+            problems.join("\n")
+        );
+    }
+
+    let filter = render::envoy_http_filter_yaml(&policies, &settings, WASM_ARTIFACT)
+        .expect("render envoy filter");
+    let mut bootstrap = envoy_bootstrap();
+    let http_filters =
+        "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters";
+    let chain = bootstrap
+        .pointer_mut(http_filters)
+        .and_then(Value::as_array_mut)
+        .expect("http_filters");
+    chain[0] = yaml_documents("rendered Envoy filter", &filter).remove(0);
+    let problems = envoy_problems(&bootstrap, &demo_pki_files());
+    assert!(
+        problems.is_empty(),
+        "envoy.yaml with the rendered filter: {}",
+        problems.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Negative twins: each check fails on a copy of a real file with one thing broken
 // ---------------------------------------------------------------------------------------------
