@@ -801,6 +801,32 @@ mod envoy {
                 self.field(field_type, field_value, &field_path, walk);
             }
             self.extension_name_matches_type(fields, path, walk);
+            self.one_field_per_oneof(type_name, schema, fields, path, walk);
+        }
+
+        /// proto3 JSON rejects a message that sets two fields of one oneof.
+        fn one_field_per_oneof(
+            &self,
+            type_name: &str,
+            schema: &Value,
+            fields: &Map<String, Value>,
+            path: &str,
+            walk: &mut Walk,
+        ) {
+            for (oneof, members) in schema["oneofs"].as_object().into_iter().flatten() {
+                let set: Vec<&str> = members
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter(|m| fields.contains_key(*m) || fields.contains_key(&json_name(m)))
+                    .collect();
+                if set.len() > 1 {
+                    walk.problems.push(format!(
+                        "{path}: {set:?} are all in oneof {type_name}.{oneof}; set one"
+                    ));
+                }
+            }
         }
 
         /// `name` of a filter/transport socket/access log is the extension's name; where it
@@ -1523,6 +1549,14 @@ fn broken_envoy_bootstraps_are_rejected_with_their_field_path() {
                 json!("envoy.filters.network.tcp_proxy"),
             ),
             "extension \"envoy.filters.network.tcp_proxy\" takes envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        ),
+        (
+            "a oneof takes one field: RouteMatch prefix and path exclude each other",
+            |d| {
+                let pointer = format!("{HCM}/route_config/virtual_hosts/0/routes/0/match/path");
+                set(d, &pointer, json!("/api"));
+            },
+            "[\"prefix\", \"path\"] are all in oneof envoy.config.route.v3.RouteMatch.path_specifier",
         ),
         (
             "Duration fields are proto3 JSON durations",
