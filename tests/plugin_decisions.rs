@@ -148,18 +148,41 @@ fn denials_answer_like_envoy_rbac_and_name_the_policy() {
 #[test]
 fn ip_blocks_are_not_fooled_by_x_forwarded_for() {
     // Istio sidecar inbound HCM: use_remote_address false, so Envoy's source.address is the
-    // rightmost XFF address; ipBlocks is about the direct peer (envoy-properties.md §2).
+    // rightmost XFF address (port 0); ipBlocks is about the direct peer, which an HTTP filter
+    // then cannot see (envoy-properties.md §2). The XFF value must never stand in for it: the
+    // answer is the same inside or outside the block, and the DENY on an unknown address fails
+    // closed (the engine's rule for unknown addresses).
     let mut p = plugin(DEMO);
-    let out = p
-        .http_request(
+    let with_xff = |p: &mut Plugin, xff: &str| {
+        p.http_request(
             from(FRONTEND),
-            get("/api/orders").header("x-forwarded-for", "203.0.113.9"),
+            get("/api/orders").header("x-forwarded-for", xff),
+        )
+        .unwrap()
+    };
+    let inside = with_xff(&mut p, "203.0.113.9");
+    let outside = with_xff(&mut p, "198.51.100.7");
+    assert_eq!(details(&inside), details(&outside));
+    assert_eq!(
+        details(&inside),
+        Some("rbac_access_denied_matched_policy[istio-system/deny-quarantined-networks]")
+    );
+
+    // An edge proxy (use_remote_address: true) reports the direct peer: XFF is irrelevant.
+    let host = Host::builder()
+        .wasm_file(filter_wasm())
+        .use_remote_address(true)
+        .build()
+        .unwrap();
+    let mut edge = host.configure(DEMO).unwrap();
+    assert!(with_xff(&mut edge, "203.0.113.9").allowed());
+    let out = edge
+        .http_request(
+            from(FRONTEND).source("203.0.113.9:5555"),
+            get("/api/orders"),
         )
         .unwrap();
-    assert!(
-        out.allowed(),
-        "a client-written XFF must not trigger ipBlocks: {out:?}"
-    );
+    assert!(!out.allowed());
 }
 
 #[test]
@@ -229,8 +252,12 @@ fn tcp_connections_are_decided_at_first_data_and_closed_on_deny() {
 }
 
 #[test]
-fn per_connection_facts_cost_host_calls_only_once() {
-    let mut p = plugin(DEMO);
+fn with_the_cache_per_connection_facts_cost_host_calls_once() {
+    // Only with cacheConnectionFacts (safe on Envoy, whose connection ids are unique).
+    let mut p = plugin(&DEMO.replace(
+        "\"decisionHeader\"",
+        "\"cacheConnectionFacts\": true, \"decisionHeader\"",
+    ));
     let first = p.http_request(from(FRONTEND).id(7), get("/api/a")).unwrap();
     let second = p.http_request(from(FRONTEND).id(7), get("/api/b")).unwrap();
     assert!(first.allowed() && second.allowed());

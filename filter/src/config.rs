@@ -140,6 +140,12 @@ pub struct PluginConfig {
     /// Debug knob: the decision written to filter state `wasm.spiffe_authz.decision`
     /// (proxy-wasm has no call that writes Envoy dynamic metadata).
     pub decision_metadata: bool,
+    /// Cache per-connection facts (peer identity, destination, SNI) by `connection_id`, so
+    /// later requests on a connection skip those host calls and certificate checks. Only
+    /// correct when the host gives every connection its own id, as Envoy does (a process-wide
+    /// counter); a host that reuses ids would hand one connection's identity to another, so
+    /// it is off unless asked for.
+    pub cache_connection_facts: bool,
 }
 
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
@@ -161,6 +167,7 @@ impl Default for PluginConfig {
             denial_log_level: LogLevel::Info,
             decision_header: None,
             decision_metadata: false,
+            cache_connection_facts: false,
         }
     }
 }
@@ -179,6 +186,7 @@ const FIELDS: &[&str] = &[
     "denialLogLevel",
     "decisionHeader",
     "decisionMetadata",
+    "cacheConnectionFacts",
 ];
 
 impl PluginConfig {
@@ -328,6 +336,9 @@ impl PluginConfig {
         }
         if let Some(v) = take(&mut object, "decisionMetadata", &mut errors) {
             config.decision_metadata = v;
+        }
+        if let Some(v) = take(&mut object, "cacheConnectionFacts", &mut errors) {
+            config.cache_connection_facts = v;
         }
         match object.remove("policies") {
             None => errors.push(ConfigError::new(

@@ -41,6 +41,10 @@ fn defaults_follow_istio() {
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.denial_log_level, LogLevel::Info);
     assert_eq!(c.workload, None);
+    assert!(
+        !c.cache_connection_facts,
+        "off: only safe where connection ids are unique"
+    );
     assert!(c.policies.is_empty());
 }
 
@@ -60,6 +64,7 @@ fn every_field_is_read() {
         "denialLogLevel": "warn",
         "decisionHeader": "x-spiffe-authz",
         "decisionMetadata": true,
+        "cacheConnectionFacts": true,
         "policies": [{"metadata": {"name": "p", "namespace": "demo"}, "spec": {}}]
     }"#,
     )
@@ -82,6 +87,7 @@ fn every_field_is_read() {
     assert_eq!(c.denial_log_level, LogLevel::Warn);
     assert_eq!(c.decision_header.as_deref(), Some("x-spiffe-authz"));
     assert!(c.decision_metadata);
+    assert!(c.cache_connection_facts);
     assert_eq!(c.policies.len(), 1);
 }
 

@@ -465,34 +465,34 @@ fn host_calls_per_request_with_the_demo_policies() {
     // The figures in BENCHMARKS.md "Plugin": the demo policies read the principal (identity
     // per connection, default sources: peer certificate then URI SAN), ipBlocks (source.address,
     // per request: in HTTP it may be XFF-derived) and a request header.
-    let host = FakeHost::new();
-    host.set_configuration(DEMO);
-    let mut root = Root::new();
-    assert!(root.on_configure(&host));
-    host.set_property("connection.mtls", vec![1]);
-    host.set_property("connection.uri_san_peer_certificate", FRONTEND);
-    host.set_property("connection_id", 7u64.to_le_bytes().to_vec());
-    host.set_property("source.address", "10.0.0.1:43210");
-    host.set_request_headers(&[(":path", "/api/x"), (":method", "GET"), (":authority", "b")]);
-    host.take_calls();
-    let calls = |host: &FakeHost| {
-        host.take_calls()
-            .into_iter()
-            .map(|c| c.split(' ').next().unwrap_or_default().to_string())
-            .collect::<Vec<_>>()
+    let run = |config: &str| {
+        let host = FakeHost::new();
+        host.set_configuration(config);
+        let mut root = Root::new();
+        assert!(root.on_configure(&host));
+        host.set_property("connection.mtls", vec![1]);
+        host.set_property("connection.uri_san_peer_certificate", FRONTEND);
+        host.set_property("connection_id", 7u64.to_le_bytes().to_vec());
+        host.set_property("source.address", "10.0.0.1:43210");
+        host.set_request_headers(&[(":path", "/api/x"), (":method", "GET"), (":authority", "b")]);
+        host.take_calls();
+        let mut per_request = Vec::new();
+        for _ in 0..2 {
+            root.new_http_stream().on_request_headers(&host);
+            let calls = host.take_calls();
+            let reads = calls.iter().filter(|c| !c.contains("metric")).count();
+            per_request.push((reads, calls.len() - reads));
+        }
+        per_request
     };
-    root.new_http_stream().on_request_headers(&host);
-    let first = calls(&host);
-    root.new_http_stream().on_request_headers(&host);
-    let second = calls(&host);
-    let reads = |c: &[String]| c.iter().filter(|c| !c.contains("metric")).count();
-    // headers, connection_id, connection.{mtls,peer_certificate,uri_san_peer_certificate},
-    // clock (certificate validity), source.address.
-    assert_eq!(reads(&first), 7, "{first:?}");
-    // headers, connection_id, source.address.
-    assert_eq!(reads(&second), 3, "{second:?}");
-    // allowed, shadow_allowed (the dry-run policy), the per-policy counter (defined on the
-    // first request only).
-    assert_eq!(first.len() - reads(&first), 4, "{first:?}");
-    assert_eq!(second.len() - reads(&second), 3, "{second:?}");
+    // headers, connection.{mtls,peer_certificate,uri_san_peer_certificate}, clock (certificate
+    // validity), source.address; counters: allowed, shadow_allowed (the dry-run policy), the
+    // per-policy counter (defined on the first request only).
+    assert_eq!(run(DEMO), vec![(6, 4), (6, 3)]);
+    // With the connection cache: + connection_id on every request, the rest once.
+    let cached = DEMO.replace(
+        "\"decisionHeader\"",
+        "\"cacheConnectionFacts\": true, \"decisionHeader\"",
+    );
+    assert_eq!(run(&cached), vec![(7, 4), (3, 3)]);
 }

@@ -213,10 +213,13 @@ fn no_host_call_for_a_fact_no_policy_references() {
 
 #[test]
 fn connection_facts_are_fetched_once_per_connection() {
-    // HTTP contexts are per stream in Envoy; identity is per connection: the root caches it by
-    // connection_id, so the second request on a connection asks only for the id.
-    let (root, host) =
-        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    // HTTP contexts are per stream in Envoy; identity is per connection: with
+    // cacheConnectionFacts the root caches it by connection_id, so the second request on a
+    // connection asks only for the id.
+    let (root, host) = root_with(
+        r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT",
+            "cacheConnectionFacts": true, "policies": []}"#,
+    );
     get(&host, "/");
     mtls_peer(&host, FRONTEND, 7);
     root.new_http_stream().on_request_headers(&host);
@@ -239,8 +242,10 @@ fn connection_facts_are_fetched_once_per_connection() {
 #[test]
 fn the_connection_cache_is_bounded() {
     // No connection-close callback reaches an HTTP filter: the cache must not grow forever.
-    let (root, host) =
-        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    let (root, host) = root_with(
+        r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT",
+            "cacheConnectionFacts": true, "policies": []}"#,
+    );
     get(&host, "/");
     mtls_peer(&host, FRONTEND, 0);
     for id in 0..(ConnectionCache::CAPACITY as u64 * 2 + 3) {
@@ -279,4 +284,26 @@ fn invalid_utf8_identity_is_unauthenticated() {
     root.new_http_stream().on_request_headers(&host);
     let r = &host.local_responses.borrow()[0];
     assert_eq!(r.details, DETAILS_MTLS_REQUIRED);
+}
+
+#[test]
+fn without_the_cache_a_reused_connection_id_cannot_leak_an_identity() {
+    // Envoy numbers connections uniquely, but a host that reuses ids (host-sim's default id
+    // is the same for every connection) must not hand one peer's identity to another: the
+    // cache is off unless configured.
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+    get(&host, "/");
+    mtls_peer(&host, FRONTEND, 7);
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Continue
+    );
+    host.set_property("connection.mtls", vec![0]);
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Pause
+    );
+    let calls = property_calls(&host.take_calls());
+    assert!(!calls.contains(&"connection_id".to_string()), "{calls:?}");
 }

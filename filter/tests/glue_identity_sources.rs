@@ -218,10 +218,7 @@ fn only_the_configured_sources_are_asked() {
         .collect();
     assert_eq!(
         properties,
-        vec![
-            "proxy_get_property connection_id",
-            "proxy_get_property connection.mtls"
-        ],
+        vec!["proxy_get_property connection.mtls"],
         "{calls:?}"
     );
 }

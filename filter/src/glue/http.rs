@@ -321,8 +321,8 @@ fn clock<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<u64, HostError> 
 /// trusted client address there: derived from `x-forwarded-for` (then with port 0) when the
 /// HCM does not use the remote address, else the socket peer (`envoy-properties.md` §2). So the
 /// address is Istio's `remote.ip`; it is the direct peer (`ipBlocks`, `source.ip`) only when it
-/// carries a real port. Otherwise the direct peer is unknown, and an unknown fact never
-/// matches a positive rule.
+/// carries a real port. Otherwise the direct peer is unknown, and the engine fails closed by
+/// action (a DENY on it matches, an ALLOW does not).
 fn source_ips<H: Host + ?Sized>(host: &H) -> Result<(Option<IpAddr>, Option<IpAddr>), HostError> {
     let source = host
         .property(&["source", "address"])?

@@ -6,7 +6,8 @@
 //!
 //! What the glue reads, and when (each only if a compiled policy needs it, see
 //! [`crate::engine::Needs`]):
-//! - per connection (cached by `connection_id` when that saves host calls): `connection.mtls`
+//! - per connection (cached by `connection_id` with `cacheConnectionFacts`, which is only safe
+//!   on hosts that number connections uniquely, as Envoy does): `connection.mtls`
 //!   and `connection.uri_san_peer_certificate` (first URI SAN only), `connection.peer_certificate`,
 //!   `destination.address`, `connection.requested_server_name`;
 //! - per request: all request headers in one `proxy_get_header_map_pairs` call (pseudo-headers,
@@ -17,8 +18,11 @@
 //! Istio's `ipBlocks` match the direct peer, which no Envoy attribute exposes to an HTTP
 //! filter: `source.address` there is the trusted client address, derived from
 //! `x-forwarded-for` (with port 0) when the HCM does not use the remote address. The glue
-//! treats the direct peer as unknown in that case, so `ipBlocks` cannot match (an ALLOW rule
-//! on it does not allow; a DENY rule on it does not fire) — see `http::source_ips`.
+//! treats the direct peer as unknown in that case, and the engine answers an unknown address
+//! the safe way for each action: an ALLOW rule on `ipBlocks` does not match, a DENY (or AUDIT)
+//! rule on it does — see `http::source_ips`. Behind a proxy that adds `x-forwarded-for`, a
+//! DENY on `ipBlocks` therefore denies every request; `remoteIpBlocks` is the field for the
+//! client address there.
 //!
 //! Deny: the configured response (403 `RBAC: access denied` by default) with response code
 //! details `rbac_access_denied_matched_policy[<ns>/<name>]`, as Envoy's RBAC filter; TCP: the

@@ -86,8 +86,9 @@ pub struct Plugin {
     /// Trust domains and sources for `identity::establish`, built once.
     pub identity: IdentitySettings,
     pub counters: Counters,
-    /// Whether per-connection facts are worth caching by connection id (it costs one host call
-    /// per request, so only when it saves more than one).
+    /// Whether per-connection facts are cached by connection id: configured
+    /// (`cacheConnectionFacts`) and worth it (it costs one host call per request, so only when
+    /// it saves more than one).
     pub cache_connection_facts: bool,
     /// Per-policy counter ids, defined on a policy's first decision (not at configure: with
     /// thousands of policies most never decide anything).
@@ -326,7 +327,8 @@ pub fn configure<H: Host + ?Sized>(
             .collect::<Vec<_>>()
     })?;
     let needs = engine.needs();
-    let cache_connection_facts = Plugin::connection_fact_calls(&config, &needs) >= 2;
+    let cache_connection_facts =
+        config.cache_connection_facts && Plugin::connection_fact_calls(&config, &needs) >= 2;
     let identity = config.identity_settings();
     Ok((
         Plugin {
