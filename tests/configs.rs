@@ -1035,8 +1035,15 @@ fn envoy_problems(bootstrap: &Value, produced_certs: &BTreeSet<String>) -> Vec<S
     problems
 }
 
-/// The files `host-sim certs` writes with its default workloads, relative to `--out`.
+/// The files `host-sim certs` writes with its default workloads, relative to `--out`. Made
+/// once per test process: the tests run in parallel and must not share a half-written or
+/// half-deleted directory.
 fn demo_pki_files() -> BTreeSet<String> {
+    static FILES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    FILES.get_or_init(write_demo_pki_once).clone()
+}
+
+fn write_demo_pki_once() -> BTreeSet<String> {
     let dir =
         std::env::temp_dir().join(format!("spiffe-authz-configs-test-{}", std::process::id()));
     // host-sim's CLI defaults (`CertsArgs::workloads`); envoy.yaml needs demo/backend.
