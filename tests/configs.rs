@@ -1675,3 +1675,23 @@ fn proto_field_names_map_to_protoc_json_names() {
         assert_eq!(envoy::json_name(field), json_name);
     }
 }
+
+/// The CRD copy stays the shared snapshot it says it is: where the project's shared/ sits beside
+/// the checkout (developers, CI), the copy below its header block is byte-identical.
+#[test]
+fn istio_crd_copy_matches_the_shared_snapshot_when_present() {
+    let shared = repo_root().join("../shared/schemas/istio-crds.yaml");
+    let Ok(original) = std::fs::read_to_string(&shared) else {
+        return; // shared/ is absent: the copy is all there is.
+    };
+    let copy = read("envoy-configs/schemas/istio-crds.yaml");
+    let body = copy
+        .split_once("#\n")
+        .map(|(_, body)| body)
+        .expect("header block ends with a lone '#' line");
+    assert!(
+        body == original,
+        "envoy-configs/schemas/istio-crds.yaml drifted from {}",
+        shared.display()
+    );
+}
