@@ -112,6 +112,9 @@ impl HeaderChanges {
     }
 
     pub(crate) fn diff(before: &[(Vec<u8>, Vec<u8>)], after: &[(Vec<u8>, Vec<u8>)]) -> Self {
+        if before == after {
+            return Self::default();
+        }
         let group = |map: &[(Vec<u8>, Vec<u8>)]| {
             let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (k, v) in map {

@@ -3,13 +3,14 @@
 //! (also for local replies), log, done, delete.
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use wasmtime::{TypedFunc, WasmParams, WasmResults};
+use wasmtime::{WasmParams, WasmResults};
 
 use crate::effects::{
     HeaderChanges, HttpOutcome, LocalResponse, LogLevel, Stalled, UpstreamRequest, VmFailure,
 };
 use crate::facts::{Connection, Request};
 use crate::state::{HeaderMap, PendingLocalResponse, StreamKind, StreamState};
+use crate::vm::Pick;
 use crate::{Error, Plugin};
 
 /// Where the stream goes after a callback.
@@ -152,7 +153,7 @@ impl Plugin {
     fn stream_call<P: WasmParams, R: WasmResults>(
         &mut self,
         id: u32,
-        func: Option<TypedFunc<P, R>>,
+        func: Pick<P, R>,
         args: P,
         name: &'static str,
     ) -> Result<Option<R>, VmFailure> {
@@ -191,7 +192,7 @@ impl Plugin {
         out: &mut HttpOutcome,
     ) -> Result<(), VmFailure> {
         let root = self.store.data().root_id;
-        let create = self.ex.on_context_create.clone();
+        let create: Pick<_, _> = |e| &e.on_context_create;
         self.stream_call(
             id,
             create,
@@ -227,7 +228,7 @@ impl Plugin {
         let has_trailers = !request.trailers.is_empty();
         let n = original.len() as i32;
         self.stream_mut().live.request_headers = true;
-        let f = self.ex.on_request_headers.clone();
+        let f: Pick<_, _> = |e| &e.on_request_headers;
         let eos = i32::from(!has_body && !has_trailers);
         let action = self.stream_call(id, f, (id as i32, n, eos), "proxy_on_request_headers")?;
         let flow = self.flow(action, Stalled::RequestHeaders);
@@ -248,7 +249,7 @@ impl Plugin {
             s.request_body.extend_from_slice(chunk);
             s.live.request_body = true;
             let size = s.request_body.len() as i32;
-            let f = self.ex.on_request_body.clone();
+            let f: Pick<_, _> = |e| &e.on_request_body;
             let action = self.stream_call(
                 id,
                 f,
@@ -272,7 +273,7 @@ impl Plugin {
             let s = self.stream_mut();
             s.live.request_trailers = true;
             let n = s.request_trailers.len() as i32;
-            let f = self.ex.on_request_trailers.clone();
+            let f: Pick<_, _> = |e| &e.on_request_trailers;
             let action = self.stream_call(id, f, (id as i32, n), "proxy_on_request_trailers")?;
             let flow = self.flow(action, Stalled::RequestTrailers);
             if !matches!(flow, Flow::Continue) {
@@ -317,7 +318,7 @@ impl Plugin {
         s.response_details = "via_upstream".into();
         s.live.response_headers = true;
         let n = upstream_headers.len() as i32;
-        let f = self.ex.on_response_headers.clone();
+        let f: Pick<_, _> = |e| &e.on_response_headers;
         let eos = i32::from(!has_body && !has_trailers);
         let action = self.stream_call(id, f, (id as i32, n, eos), "proxy_on_response_headers")?;
         let flow = self.flow(action, Stalled::ResponseHeaders);
@@ -343,7 +344,7 @@ impl Plugin {
             s.response_body = response.body.clone();
             s.live.response_body = true;
             let size = response.body.len() as i32;
-            let f = self.ex.on_response_body.clone();
+            let f: Pick<_, _> = |e| &e.on_response_body;
             let eos = i32::from(!has_trailers);
             let action =
                 self.stream_call(id, f, (id as i32, size, eos), "proxy_on_response_body")?;
@@ -364,7 +365,7 @@ impl Plugin {
             let s = self.stream_mut();
             s.live.response_trailers = true;
             let n = s.response_trailers.len() as i32;
-            let f = self.ex.on_response_trailers.clone();
+            let f: Pick<_, _> = |e| &e.on_response_trailers;
             let action = self.stream_call(id, f, (id as i32, n), "proxy_on_response_trailers")?;
             if let Flow::Stalled(at) = self.flow(action, Stalled::ResponseTrailers) {
                 out.stalled = Some(at);
@@ -434,7 +435,7 @@ impl Plugin {
         s.response_details = pending.details.clone();
         s.live.response_headers = true;
         let n = s.response_headers.len() as i32;
-        let f = self.ex.on_response_headers.clone();
+        let f: Pick<_, _> = |e| &e.on_response_headers;
         let eos = i32::from(body.is_empty());
         self.stream_call(id, f, (id as i32, n, eos), "proxy_on_response_headers")?;
         if !body.is_empty() {
@@ -442,7 +443,7 @@ impl Plugin {
             s.live.response_headers = false;
             s.response_body = body.clone();
             s.live.response_body = true;
-            let f = self.ex.on_response_body.clone();
+            let f: Pick<_, _> = |e| &e.on_response_body;
             self.stream_call(
                 id,
                 f,
@@ -489,12 +490,12 @@ impl Plugin {
         let s = self.stream_mut();
         s.live = Default::default();
         s.in_log = true;
-        let f = self.ex.on_log.clone();
+        let f: Pick<_, _> = |e| &e.on_log;
         self.stream_call(id, f, id as i32, "proxy_on_log")?;
         self.stream_mut().in_log = false;
-        let f = self.ex.on_done.clone();
+        let f: Pick<_, _> = |e| &e.on_done;
         self.stream_call(id, f, id as i32, "proxy_on_done")?;
-        let f = self.ex.on_delete.clone();
+        let f: Pick<_, _> = |e| &e.on_delete;
         self.stream_call(id, f, id as i32, "proxy_on_delete")?;
         Ok(())
     }

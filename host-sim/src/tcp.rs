@@ -4,6 +4,7 @@
 use crate::effects::{TcpOutcome, VmFailure};
 use crate::facts::Connection;
 use crate::state::{StreamKind, StreamState};
+use crate::vm::Pick;
 use crate::{Error, Plugin};
 
 /// A live connection. Dropping it closes it (remote close) if the plugin did not.
@@ -37,8 +38,8 @@ impl Plugin {
             forwarded: Vec::new(),
         };
         let root = conn.plugin.store.data().root_id;
-        let create = conn.plugin.ex.on_context_create.clone();
-        let new = conn.plugin.ex.on_new_connection.clone();
+        let create: Pick<_, _> = |e| &e.on_context_create;
+        let new: Pick<_, _> = |e| &e.on_new_connection;
         let result = conn
             .callback(create, (id as i32, root as i32), "proxy_on_context_create")
             .and_then(|_| conn.callback(new, id as i32, "proxy_on_new_connection"));
@@ -67,7 +68,7 @@ impl TcpConnection<'_> {
             s.upstream_data.extend_from_slice(bytes);
             s.live.upstream_data = true;
             let size = s.upstream_data.len() as i32;
-            let f = self.plugin.ex.on_upstream_data.clone();
+            let f: Pick<_, _> = |e| &e.on_upstream_data;
             let result = self.callback(f, (id as i32, size, 0), "proxy_on_upstream_data");
             let s = self.stream();
             s.live.upstream_data = false;
@@ -84,7 +85,7 @@ impl TcpConnection<'_> {
         self.plugin.begin_op();
         if !self.closed {
             let id = self.id as i32;
-            let f = self.plugin.ex.on_upstream_connection_close.clone();
+            let f: Pick<_, _> = |e| &e.on_upstream_connection_close;
             let result = self.callback(f, (id, 2), "proxy_on_upstream_connection_close");
             self.after(result.map(|_| ()));
         }
@@ -112,7 +113,7 @@ impl TcpConnection<'_> {
             s.live.downstream_data = true;
             s.resumed_downstream = false;
             let size = s.downstream_data.len() as i32;
-            let f = self.plugin.ex.on_downstream_data.clone();
+            let f: Pick<_, _> = |e| &e.on_downstream_data;
             let result = self.callback(
                 f,
                 (id as i32, size, i32::from(end)),
@@ -141,7 +142,7 @@ impl TcpConnection<'_> {
 
     fn callback<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
         &mut self,
-        func: Option<wasmtime::TypedFunc<P, R>>,
+        func: Pick<P, R>,
         args: P,
         name: &'static str,
     ) -> Result<Option<R>, VmFailure> {
@@ -177,19 +178,18 @@ impl TcpConnection<'_> {
         if self.plugin.failed.is_none() {
             let id = self.id as i32;
             let peer = if self.closed { 1 } else { 2 };
-            let ex = self.plugin.ex.clone();
             let _ = self
                 .callback(
-                    ex.on_downstream_connection_close,
+                    |e| &e.on_downstream_connection_close,
                     (id, peer),
                     "proxy_on_downstream_connection_close",
                 )
-                .and_then(|_| self.callback(ex.on_done, id, "proxy_on_done"))
+                .and_then(|_| self.callback(|e| &e.on_done, id, "proxy_on_done"))
                 .and_then(|_| {
                     self.stream().in_log = true;
-                    self.callback(ex.on_log, id, "proxy_on_log")
+                    self.callback(|e| &e.on_log, id, "proxy_on_log")
                 })
-                .and_then(|_| self.callback(ex.on_delete, id, "proxy_on_delete"));
+                .and_then(|_| self.callback(|e| &e.on_delete, id, "proxy_on_delete"));
         }
         self.closed = true;
     }

@@ -360,20 +360,19 @@ impl Host {
         };
         // cpp-host: `_initialize`, then `main(0,0)` or `__main_void`; or `_start` (command).
         plugin.store.data_mut().restricted = true;
-        let init = plugin.ex.initialize.clone();
-        let start = if init.is_some() {
-            init
+        let start: Pick<(), ()> = if plugin.ex.initialize.is_some() {
+            |e| &e.initialize
         } else {
-            plugin.ex.start.clone()
+            |e| &e.start
         };
         let ran = plugin
             .call(start, (), "_initialize")
             .and_then(|_| {
-                let main = plugin.ex.main.clone();
+                let main: Pick<_, _> = |e| &e.main;
                 plugin.call(main, (0, 0), "main").map(|_| ())
             })
             .and_then(|_| {
-                let main_void = plugin.ex.main_void.clone();
+                let main_void: Pick<_, _> = |e| &e.main_void;
                 if plugin.ex.main.is_some() {
                     return Ok(());
                 }
@@ -414,6 +413,9 @@ fn describe(ty: &wasmtime::ExternType) -> String {
 }
 
 type F<P, R> = Option<TypedFunc<P, R>>;
+
+/// Picks an export without cloning it (a `TypedFunc` clone copies its registered type).
+pub(crate) type Pick<P, R> = fn(&Exports) -> &F<P, R>;
 
 /// The guest's exports as typed functions, resolved once per instance.
 #[derive(Clone)]
@@ -620,7 +622,7 @@ impl Plugin {
             let Some((due, root)) = due else { break };
             let state = self.store.data_mut();
             state.clock_offset_ns = due.saturating_sub(base);
-            let tick = self.ex.on_tick.clone();
+            let tick: Pick<_, _> = |e| &e.on_tick;
             let result = self
                 .root_call(root, tick, root as i32, "proxy_on_tick")
                 .and_then(|_| self.drain());
@@ -682,10 +684,10 @@ impl Plugin {
         }
         let vm_config_len = self.host.settings().vm_configuration.len() as i32;
         let result = (|| {
-            let create = self.ex.on_context_create.clone();
+            let create: Pick<_, _> = |e| &e.on_context_create;
             self.root_call(root, create, (root as i32, 0), "proxy_on_context_create")?;
             self.store.data_mut().vm_configuration_live = true;
-            let vm_start = self.ex.on_vm_start.clone();
+            let vm_start: Pick<_, _> = |e| &e.on_vm_start;
             let started = self.root_call(
                 root,
                 vm_start,
@@ -697,7 +699,7 @@ impl Plugin {
                 return Ok(Some("proxy_on_vm_start"));
             }
             self.store.data_mut().plugin_configuration_live = true;
-            let configure = self.ex.on_configure.clone();
+            let configure: Pick<_, _> = |e| &e.on_configure;
             let configured = self.root_call(
                 root,
                 configure,
@@ -739,7 +741,7 @@ impl Plugin {
         if self.failed.is_some() {
             return;
         }
-        let done = self.ex.on_done.clone();
+        let done: Pick<_, _> = |e| &e.on_done;
         let Ok(finished) = self.root_call(root, done, root as i32, "proxy_on_done") else {
             return;
         };
@@ -751,7 +753,7 @@ impl Plugin {
             return;
         }
         state.roots.retain(|r| *r != root);
-        let delete = self.ex.on_delete.clone();
+        let delete: Pick<_, _> = |e| &e.on_delete;
         let _ = self.root_call(root, delete, root as i32, "proxy_on_delete");
     }
 
@@ -778,19 +780,21 @@ impl Plugin {
     /// Calls a guest export with a fresh fuel budget; a trap marks the whole VM failed.
     pub(crate) fn call<P: WasmParams, R: WasmResults>(
         &mut self,
-        func: F<P, R>,
+        func: Pick<P, R>,
         args: P,
         name: &'static str,
     ) -> Result<Option<R>, VmFailure> {
         if let Some(failure) = &self.failed {
             return Err(failure.clone());
         }
-        let Some(func) = func else { return Ok(None) };
         let fuel = self.host.settings().fuel_per_callback;
         if let Err(e) = self.store.set_fuel(fuel) {
             return Err(self.fail(name, e));
         }
-        match func.call(&mut self.store, args) {
+        let Some(f) = func(&self.ex) else {
+            return Ok(None);
+        };
+        match f.call(&mut self.store, args) {
             Ok(r) => Ok(Some(r)),
             Err(e) => Err(self.fail(name, e)),
         }
@@ -800,7 +804,7 @@ impl Plugin {
     pub(crate) fn root_call<P: WasmParams, R: WasmResults>(
         &mut self,
         root: u32,
-        func: F<P, R>,
+        func: Pick<P, R>,
         args: P,
         name: &'static str,
     ) -> Result<Option<R>, VmFailure> {
@@ -870,7 +874,7 @@ impl Plugin {
             }
             if let Some(root) = state.roots_done.pop() {
                 state.roots.retain(|r| *r != root);
-                let delete = self.ex.on_delete.clone();
+                let delete: Pick<_, _> = |e| &e.on_delete;
                 self.root_call(root, delete, root as i32, "proxy_on_delete")?;
                 continue;
             }
@@ -888,7 +892,7 @@ impl Plugin {
                     })
             };
             if let Some((index, root)) = ready {
-                let f = self.ex.on_queue_ready.clone();
+                let f: Pick<_, _> = |e| &e.on_queue_ready;
                 let id = (index + 1) as i32;
                 self.root_call(root, f, (root as i32, id), "proxy_on_queue_ready")?;
                 continue;
@@ -930,7 +934,7 @@ impl Plugin {
             body,
             trailers,
         });
-        let f = self.ex.on_http_call_response.clone();
+        let f: Pick<_, _> = |e| &e.on_http_call_response;
         let result = self.root_call(
             root,
             f,
