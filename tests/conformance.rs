@@ -827,3 +827,28 @@ fn hostcalls_can_be_traced_per_request() {
         .unwrap();
     assert_eq!(out.hostcall_trace, Vec::<&str>::new());
 }
+
+/// Envoy `sendLocalReply` for a gRPC request: a trailers-only HTTP 200 with `grpc-status`
+/// mapped from the HTTP code (403 -> 7 PERMISSION_DENIED) and the body as `grpc-message`.
+#[test]
+fn local_replies_to_grpc_requests_are_trailers_only() {
+    let mut plugin = host("http_headers").configure("").unwrap();
+    let out = plugin
+        .http_request(
+            mtls(),
+            Request::post("/deny.Service/Method").header("content-type", "application/grpc"),
+        )
+        .unwrap();
+    let reply = out.local_response.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.grpc_status, Some(7));
+    assert_eq!(
+        reply.headers.get("grpc-status").map(String::as_str),
+        Some("7")
+    );
+    assert_eq!(
+        reply.headers.get("grpc-message").map(String::as_str),
+        Some("Access forbidden.%0A")
+    );
+    assert_eq!(reply.body, "");
+}

@@ -2,7 +2,11 @@
 //! context create, request headers/body/trailers, upstream, response headers/body/trailers
 //! (also for local replies), log, done, delete.
 
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// grpc-message encoding (Envoy `Grpc::Utility::PercentEncoding`): only bytes outside
+/// printable ASCII, and `%`, are escaped.
+const GRPC_MESSAGE: &AsciiSet = &CONTROLS.add(b'%');
 use wasmtime::{WasmParams, WasmResults};
 
 use crate::effects::{
@@ -412,8 +416,7 @@ impl Plugin {
             ];
             if !body.is_empty() {
                 let message =
-                    utf8_percent_encode(&String::from_utf8_lossy(&body), NON_ALPHANUMERIC)
-                        .to_string();
+                    utf8_percent_encode(&String::from_utf8_lossy(&body), GRPC_MESSAGE).to_string();
                 headers.push((b"grpc-message".to_vec(), message.into_bytes()));
             }
             headers.extend(pending.headers.iter().cloned());
@@ -429,9 +432,11 @@ impl Plugin {
                 headers.push((b"content-type".to_vec(), b"text/plain".to_vec()));
             }
         }
+        // A gRPC reply is HTTP 200 on the wire; the status travels in grpc-status.
+        let http_status = if grpc_request { 200 } else { pending.status };
         let s = self.stream_mut();
         s.response_headers = headers;
-        s.response_code = Some(pending.status);
+        s.response_code = Some(http_status);
         s.response_details = pending.details.clone();
         s.live.response_headers = true;
         let n = s.response_headers.len() as i32;
@@ -473,11 +478,8 @@ impl Plugin {
             .cloned()
             .collect();
         let effect = PendingLocalResponse {
-            body: if grpc_request {
-                pending.body.clone()
-            } else {
-                final_body
-            },
+            status: http_status,
+            body: final_body,
             grpc_status,
             ..pending
         };
