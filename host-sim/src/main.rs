@@ -63,6 +63,36 @@ struct HostArgs {
     /// Start the clock at this Unix time in seconds (default: now), for reproducible output.
     #[arg(long)]
     clock: Option<u64>,
+    /// VM configuration file (`vm_config.configuration`, buffer 6), passed as-is.
+    #[arg(long)]
+    vm_config: Option<PathBuf>,
+    /// Answer `proxy_http_call`s to CLUSTER with STATUS and BODY (repeatable); calls to any
+    /// other cluster fail with BAD_ARGUMENT, as an unknown cluster does in Envoy.
+    #[arg(long = "cluster", value_name = "CLUSTER=STATUS[:BODY]", value_parser = parse_cluster)]
+    clusters: Vec<(String, u32, String)>,
+}
+
+fn parse_cluster(s: &str) -> Result<(String, u32, String), String> {
+    let (name, answer) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected CLUSTER=STATUS[:BODY]"))?;
+    let (status, body) = answer.split_once(':').unwrap_or((answer, ""));
+    let status = status
+        .parse()
+        .map_err(|_| format!("{s:?}: {status:?} is not an HTTP status"))?;
+    Ok((name.to_string(), status, body.to_string()))
+}
+
+fn answer_callouts(plugin: &mut host_sim::Plugin, clusters: &[(String, u32, String)]) {
+    let clusters = clusters.to_vec();
+    plugin.on_http_call(move |call| {
+        match clusters.iter().find(|(name, _, _)| *name == call.upstream) {
+            Some((_, status, body)) => host_sim::CallResponse::Reply(
+                host_sim::Response::status(*status).body(body.clone()),
+            ),
+            None => host_sim::CallResponse::UnknownCluster,
+        }
+    });
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +174,9 @@ fn builder(args: &HostArgs, wasm: &Path) -> Result<HostBuilder> {
         .use_remote_address(args.use_remote_address)
         .xff_num_trusted_hops(args.xff_num_trusted_hops)
         .plugin_name(&args.plugin_name);
+    if let Some(path) = &args.vm_config {
+        b = b.vm_configuration(std::fs::read(path).with_context(|| format!("{}", path.display()))?);
+    }
     if let Some(secs) = args.clock {
         b = b.clock_at(secs.saturating_mul(1_000_000_000));
     }
@@ -184,6 +217,7 @@ fn run(args: RunArgs) -> Result<()> {
         let logs: Vec<String> = e.logs().iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{e}\nplugin logs:\n  {}", logs.join("\n  "))
     })?;
+    answer_callouts(&mut plugin, &args.host.clusters);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     for (number, line) in requests {

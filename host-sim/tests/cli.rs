@@ -193,3 +193,37 @@ fn help_lists_every_subcommand() {
         assert!(help.contains(sub), "{sub} missing from --help:\n{help}");
     }
 }
+
+#[test]
+fn callouts_are_answered_by_clusters_given_on_the_command_line() {
+    let wasm = fixture("http_auth");
+    let requests = scratch(
+        "auth.jsonl",
+        "{\"request\": {\"headers\": {\"x-user\": \"alice\"}}}\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--wasm",
+            wasm.to_str().unwrap(),
+            "--requests",
+            requests.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        host_sim(&args)
+    };
+    let allowed = lines(&run(&["--cluster", "auth=200:alice-ok"]));
+    assert_eq!(allowed[0]["allowed"], true);
+    assert_eq!(
+        allowed[0]["requestHeaderChanges"]["set"]["x-auth"][0],
+        "alice-ok"
+    );
+    assert_eq!(allowed[0]["httpCalls"][0]["upstream"], "auth");
+    let denied = lines(&run(&["--cluster", "auth=403"]));
+    assert_eq!(denied[0]["localResponse"]["status"], 403);
+    let unknown = lines(&run(&[]));
+    assert_eq!(
+        unknown[0]["localResponse"]["status"], 500,
+        "unknown cluster: dispatch fails"
+    );
+}
