@@ -852,3 +852,28 @@ fn local_replies_to_grpc_requests_are_trailers_only() {
     );
     assert_eq!(reply.body, "");
 }
+
+/// proxy-wasm-abi.md §4.8: on a failed VM Envoy closes TCP connections (fail closed) and skips
+/// the filter for them (fail open).
+#[test]
+fn tcp_connections_on_a_failed_vm_close_unless_fail_open() {
+    for (fail_open, closed) in [(false, true), (true, false)] {
+        let host = Host::builder()
+            .wasm_file(fixture("http_headers"))
+            .fail_open(fail_open)
+            .build()
+            .unwrap();
+        let mut plugin = host.configure("").unwrap();
+        plugin
+            .http_request(mtls(), Request::get("/").header("x-panic", "1"))
+            .unwrap();
+        let step = plugin.tcp_connection(mtls()).unwrap().data(b"bytes");
+        assert_eq!(step.connection_closed, closed, "fail_open={fail_open}");
+        assert_eq!(
+            step.forwarded,
+            if closed { "" } else { "bytes" },
+            "fail_open={fail_open}"
+        );
+        assert_eq!(step.hostcalls, 0);
+    }
+}
