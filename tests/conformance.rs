@@ -877,3 +877,44 @@ fn tcp_connections_on_a_failed_vm_close_unless_fail_open() {
         assert_eq!(step.hostcalls, 0);
     }
 }
+
+const BUFFER_RULES: &str = r#"(module
+  (import "env" "proxy_set_buffer_bytes" (func $set (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_property" (func $prop (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "AB")
+  (data (i32.const 300) "statuses")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) i32.const 1024)
+  (func $digit (param $at i32) (param $status i32)
+    (i32.store8 (local.get $at) (i32.add (i32.const 48) (local.get $status))))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (call $digit (i32.const 200) (call $set (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 1)))
+    (call $digit (i32.const 201) (call $set (i32.const 0) (i32.const 1000) (i32.const 0) (i32.const 101) (i32.const 1)))
+    (call $digit (i32.const 202) (call $set (i32.const 0) (i32.const 1) (i32.const 1) (i32.const 100) (i32.const 1)))
+    (call $digit (i32.const 203) (call $set (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 1)))
+    (call $digit (i32.const 204) (call $get (i32.const 9) (i32.const 0) (i32.const 10) (i32.const 400) (i32.const 404)))
+    (call $digit (i32.const 205) (call $get (i32.const 0) (i32.const -1) (i32.const 2) (i32.const 400) (i32.const 404)))
+    (drop (call $prop (i32.const 300) (i32.const 8) (i32.const 200) (i32.const 6)))
+    i32.const 0))"#;
+
+/// proxy-wasm-abi.md §5 Buffers: Envoy's body buffers take prepend (start 0, size 0), append
+/// (start >= length) and replace only; a middle edit, an immutable buffer (VM configuration),
+/// a buffer type > 8 and an overflowing start + max_size are BAD_ARGUMENT (2).
+#[test]
+fn body_buffer_edits_follow_envoys_rules() {
+    let host = Host::builder()
+        .wasm_bytes(BUFFER_RULES.as_bytes(), "buffers.wat")
+        .build()
+        .unwrap();
+    let mut plugin = host.configure("").unwrap();
+    let out = plugin
+        .http_request(mtls(), Request::post("/").body("xyz"))
+        .unwrap();
+    assert_eq!(
+        out.filter_state.get("wasm.statuses").map(String::as_str),
+        Some("002222")
+    );
+    assert_eq!(out.upstream_request.unwrap().body, "AxyzB");
+}
