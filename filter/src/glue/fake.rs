@@ -38,6 +38,8 @@ pub struct FakeHost {
     pub set_properties: RefCell<Vec<(String, Vec<u8>)>>,
     /// Every host call, by ABI name and subject (`proxy_get_property connection.mtls`).
     pub calls: RefCell<Vec<String>>,
+    /// Do not record calls (for timing the glue without the recording's allocations).
+    pub quiet: Cell<bool>,
 }
 
 impl FakeHost {
@@ -90,6 +92,9 @@ impl FakeHost {
     }
 
     fn record(&self, call: &str, subject: &str) {
+        if self.quiet.get() {
+            return;
+        }
         self.calls.borrow_mut().push(format!("{call} {subject}"));
     }
 }
