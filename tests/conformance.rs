@@ -918,3 +918,54 @@ fn body_buffer_edits_follow_envoys_rules() {
     );
     assert_eq!(out.upstream_request.unwrap().body, "AxyzB");
 }
+
+const PHASES: &str = r#"(module
+  (import "env" "proxy_get_property" (func $getp (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_property" (func $setp (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $buf (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $hval (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value"
+    (func $replace (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 500) "request\00path")
+  (data (i32.const 520) ":path")
+  (data (i32.const 530) "x-s")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) i32.const 2048)
+  (func $digit (param $at i32) (param $status i32)
+    (i32.store8 (local.get $at) (i32.add (i32.const 48) (local.get $status))))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $digit (i32.const 210) (call $setp (i32.const 530) (i32.const 3) (i32.const 520) (i32.const 1)))
+    (call $digit (i32.const 211) (call $buf (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 400) (i32.const 404)))
+    i32.const 1)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $digit (i32.const 212) (call $getp (i32.const 500) (i32.const 12) (i32.const 400) (i32.const 404)))
+    (call $digit (i32.const 213) (call $buf (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 400) (i32.const 404)))
+    i32.const 0)
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (call $digit (i32.const 214) (call $getp (i32.const 500) (i32.const 12) (i32.const 400) (i32.const 404)))
+    (call $digit (i32.const 215) (call $hval (i32.const 0) (i32.const 520) (i32.const 5) (i32.const 400) (i32.const 404)))
+    (drop (call $pairs (i32.const 0) (i32.const 400) (i32.const 404)))
+    (call $digit (i32.const 216) (i32.load (i32.const 404)))
+    (drop (call $replace (i32.const 2) (i32.const 530) (i32.const 3) (i32.const 210) (i32.const 7)))
+    i32.const 0))"#;
+
+/// Phase-bound access (proxy-wasm-abi.md §4.2, §5; envoy-properties.md §1.4): the plugin
+/// configuration is readable only in on_configure (then NOT_FOUND); set_property needs a stream
+/// (root: NOT_FOUND); `request.*` and request header values are gone in response callbacks
+/// (NOT_FOUND, BAD_ARGUMENT) and the pairs read as an empty map.
+#[test]
+fn maps_buffers_and_request_properties_are_bound_to_their_phase() {
+    let host = Host::builder()
+        .wasm_bytes(PHASES.as_bytes(), "phases.wat")
+        .canary(false)
+        .build()
+        .unwrap();
+    let mut plugin = host.configure("cfg").unwrap();
+    let out = plugin.http_request(mtls(), Request::get("/x")).unwrap();
+    //                                 root set_property, config in configure, request.path
+    //                                 in headers, config later, request.path in response,
+    //                                 :path value in response, pairs size in response
+    assert_eq!(out.response_header_changes.get("x-s"), Some("1001120"));
+}
