@@ -149,8 +149,8 @@ fn root(
                 return None;
             }
             match field {
-                Some(f) => Some((request_field(state, s, f)?, 1)),
-                None => Some((whole(REQUEST_FIELDS, |f| request_field(state, s, f)), 0)),
+                Some(f) => Some((request_field(s, f)?, 1)),
+                None => Some((whole(REQUEST_FIELDS, |f| request_field(s, f)), 0)),
             }
         }
         b"response" => {
@@ -323,7 +323,7 @@ fn headers_map(map: &[(Vec<u8>, Vec<u8>)]) -> Value {
     Value::Map(out)
 }
 
-fn request_field(state: &HostState, s: &StreamState, field: &[u8]) -> Option<Value> {
+fn request_field(s: &StreamState, field: &[u8]) -> Option<Value> {
     let h = &s.request_headers;
     let bytes = |name: &[u8]| header(h, name).map(|v| Value::Bytes(v.to_vec()));
     let path = header(h, b":path").unwrap_or_default();
@@ -355,7 +355,6 @@ fn request_field(state: &HostState, s: &StreamState, field: &[u8]) -> Option<Val
         b"size" => {
             let declared = header(h, b"content-length")
                 .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<i64>().ok());
-            let _ = state;
             Some(Value::Int(declared.unwrap_or_else(|| {
                 i64::try_from(s.request_body.len()).unwrap_or(i64::MAX)
             })))
