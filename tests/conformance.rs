@@ -969,3 +969,19 @@ fn maps_buffers_and_request_properties_are_bound_to_their_phase() {
     //                                 :path value in response, pairs size in response
     assert_eq!(out.response_header_changes.get("x-s"), Some("1001120"));
 }
+
+/// Envoy filters plugin log lines by its `wasm` logger level (default info).
+#[test]
+fn log_lines_below_the_host_level_are_dropped() {
+    let quiet = Host::builder()
+        .wasm_file(fixture("http_headers"))
+        .log_level(LogLevel::Warn)
+        .build()
+        .unwrap();
+    let mut plugin = quiet.configure("").unwrap();
+    let out = plugin.http_request(mtls(), Request::get("/")).unwrap();
+    assert!(out.logs.is_empty(), "{:?}", out.logs);
+    let mut chatty = host("http_headers").configure("").unwrap();
+    let out = chatty.http_request(mtls(), Request::get("/")).unwrap();
+    assert!(out.logs.iter().all(|l| l.level == LogLevel::Info) && !out.logs.is_empty());
+}
