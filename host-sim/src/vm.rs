@@ -826,13 +826,40 @@ impl Plugin {
             Some(trap) => trap.to_string(),
             None => format!("{error:#}"),
         };
+        // The first frames of a Rust panic are the panic machinery; the plugin's own frames
+        // (what a reader needs) come after them.
         let backtrace = error
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| {
-                bt.frames()
+                let names: Vec<String> = bt
+                    .frames()
                     .iter()
-                    .take(6)
-                    .map(|f| f.func_name().unwrap_or("<unnamed>").to_string())
+                    .map(|f| match f.func_name() {
+                        Some(name) => format!("{:#}", rustc_demangle::demangle(name)),
+                        None => "<unnamed>".to_string(),
+                    })
+                    .collect();
+                let machinery = [
+                    "std::",
+                    "core::",
+                    "alloc::",
+                    "__rustc::",
+                    "panic_abort::",
+                    "abort",
+                ];
+                let own: Vec<&String> = names
+                    .iter()
+                    .filter(|n| !machinery.iter().any(|m| n.starts_with(m)))
+                    .take(4)
+                    .collect();
+                let shown: Vec<&String> = if own.is_empty() {
+                    names.iter().take(4).collect()
+                } else {
+                    own
+                };
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(" <- ")
             })
