@@ -214,6 +214,8 @@ pub struct OutputLine {
     pub logs: Vec<LogEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vm_failure: Option<VmFailure>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hostcall_trace: Vec<&'static str>,
 }
 
 impl OutputLine {
@@ -231,6 +233,7 @@ impl OutputLine {
             http_calls: out.http_calls,
             logs: out.logs,
             vm_failure: out.vm_failure,
+            hostcall_trace: out.hostcall_trace,
         }
     }
 

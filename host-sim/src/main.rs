@@ -63,6 +63,9 @@ struct HostArgs {
     /// Start the clock at this Unix time in seconds (default: now), for reproducible output.
     #[arg(long)]
     clock: Option<u64>,
+    /// List every host function each request called (`hostcallTrace` in the output).
+    #[arg(long)]
+    trace_hostcalls: bool,
     /// VM configuration file (`vm_config.configuration`, buffer 6), passed as-is.
     #[arg(long)]
     vm_config: Option<PathBuf>,
@@ -173,7 +176,8 @@ fn builder(args: &HostArgs, wasm: &Path) -> Result<HostBuilder> {
         .fail_open(args.fail_open)
         .use_remote_address(args.use_remote_address)
         .xff_num_trusted_hops(args.xff_num_trusted_hops)
-        .plugin_name(&args.plugin_name);
+        .plugin_name(&args.plugin_name)
+        .trace_hostcalls(args.trace_hostcalls);
     if let Some(path) = &args.vm_config {
         b = b.vm_configuration(std::fs::read(path).with_context(|| format!("{}", path.display()))?);
     }
