@@ -3,6 +3,7 @@
 //! guest the way Envoy does (properties, header maps, buffers).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
 
@@ -25,6 +26,14 @@ pub struct Connection {
     pub(crate) id: u64,
 }
 
+/// Envoy's connection ids are unique per process, and filters rely on that (spiffe-authz
+/// caches per-connection facts by `connection_id`). Every new `Connection` gets the next id;
+/// clones are the same connection (several requests over one keep-alive connection).
+fn next_connection_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Connection {
     /// A plaintext connection: `connection.mtls` is false, every TLS attribute is absent.
     pub fn plaintext() -> Self {
@@ -40,7 +49,7 @@ impl Connection {
             sni: None,
             source: "10.0.0.1:43210".into(),
             destination: "10.0.0.2:8000".into(),
-            id: 1,
+            id: next_connection_id(),
         }
     }
 
@@ -663,5 +672,22 @@ mod xfcc_tests {
             Some("Subject=\"\";URI="),
             "URI= (empty) when the peer has none; Subject key present even when empty"
         );
+    }
+}
+
+#[cfg(test)]
+mod connection_id_tests {
+    use super::Connection;
+
+    #[test]
+    fn every_connection_has_its_own_id_and_clones_share_it() {
+        // Envoy: connection ids are unique per process; one connection carries many requests.
+        let a = Connection::mtls("spiffe://cluster.local/ns/a/sa/a");
+        let b = Connection::mtls("spiffe://cluster.local/ns/a/sa/a");
+        let c = Connection::plaintext();
+        assert_ne!(a.id, b.id);
+        assert_ne!(b.id, c.id);
+        assert_eq!(a.clone().id, a.id);
+        assert_eq!(Connection::plaintext().id(7).id, 7);
     }
 }

@@ -148,7 +148,14 @@ fn plugin_configuration(path: &Path) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&value)?)
 }
 
-fn node_metadata(path: &Path) -> Result<(Option<String>, Option<String>, Map<String, Value>)> {
+/// What a `--node` file says: Envoy's node id and cluster (when given) and its metadata map.
+struct NodeFile {
+    id: Option<String>,
+    cluster: Option<String>,
+    metadata: Map<String, Value>,
+}
+
+fn node_metadata(path: &Path) -> Result<NodeFile> {
     let text = read(path)?;
     let value: Value = serde_yaml::from_str(&text)
         .with_context(|| format!("{}: not JSON or YAML", path.display()))?;
@@ -162,10 +169,18 @@ fn node_metadata(path: &Path) -> Result<(Option<String>, Option<String>, Map<Str
                 .get("cluster")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            Ok((id, cluster, metadata))
+            Ok(NodeFile {
+                id,
+                cluster,
+                metadata,
+            })
         }
         Some(_) => bail!("{}: metadata: expected an object", path.display()),
-        None => Ok((None, None, map)),
+        None => Ok(NodeFile {
+            id: None,
+            cluster: None,
+            metadata: map,
+        }),
     }
 }
 
@@ -185,7 +200,11 @@ fn builder(args: &HostArgs, wasm: &Path) -> Result<HostBuilder> {
         b = b.clock_at(secs.saturating_mul(1_000_000_000));
     }
     if let Some(path) = &args.node {
-        let (id, cluster, metadata) = node_metadata(path)?;
+        let NodeFile {
+            id,
+            cluster,
+            metadata,
+        } = node_metadata(path)?;
         b = b.node(
             id.as_deref()
                 .unwrap_or("sidecar~10.0.0.2~app.default~default.svc.cluster.local"),

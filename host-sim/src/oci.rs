@@ -287,13 +287,19 @@ pub fn extract_wasm_like_istio(
 ) -> Result<Vec<u8>, OciError> {
     let m: serde_json::Value =
         serde_json::from_slice(manifest).map_err(|e| OciError::Manifest(e.to_string()))?;
-    let layers = m["layers"]
+    let layers = field(&m, "layers")
         .as_array()
         .ok_or_else(|| OciError::Manifest("no layers".into()))?;
-    let media = |l: &serde_json::Value| l["mediaType"].as_str().unwrap_or_default().to_string();
-    let digest = |l: &serde_json::Value| l["digest"].as_str().unwrap_or_default().to_string();
+    let media = |l: &serde_json::Value| {
+        field(l, "mediaType")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let digest =
+        |l: &serde_json::Value| field(l, "digest").as_str().unwrap_or_default().to_string();
     let fetch = |d: String| blob(&d).ok_or(OciError::MissingBlob(d));
-    let tar_layer_type = if m["mediaType"].as_str() == Some(MEDIA_DOCKER_MANIFEST) {
+    let tar_layer_type = if field(&m, "mediaType").as_str() == Some(MEDIA_DOCKER_MANIFEST) {
         MEDIA_DOCKER_LAYER_TAR_GZIP
     } else {
         MEDIA_OCI_LAYER_TAR_GZIP
@@ -322,6 +328,12 @@ pub fn extract_wasm_like_istio(
     Ok(wasm)
 }
 
+/// `value[key]` without `Index`'s panic-on-misuse: absent keys and non-objects read as null.
+fn field<'a>(value: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
+    value.get(key).unwrap_or(&NULL)
+}
+
 /// Reads the image tagged `tag` from the OCI layout at `dir` and extracts its module the way
 /// Istio's agent would ([`extract_wasm_like_istio`]). Returns the manifest digest and the module.
 pub fn extract_from_layout(dir: &Path, tag: &str) -> Result<(String, Vec<u8>), OciError> {
@@ -333,12 +345,12 @@ pub fn extract_from_layout(dir: &Path, tag: &str) -> Result<(String, Vec<u8>), O
     };
     let index: serde_json::Value = serde_json::from_slice(&read(&dir.join("index.json"))?)
         .map_err(|e| OciError::Manifest(format!("index.json: {e}")))?;
-    let digest = index["manifests"]
+    let digest = field(&index, "manifests")
         .as_array()
         .into_iter()
         .flatten()
-        .find(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() == Some(tag))
-        .and_then(|m| m["digest"].as_str())
+        .find(|m| field(field(m, "annotations"), ANNOTATION_REF_NAME).as_str() == Some(tag))
+        .and_then(|m| field(m, "digest").as_str())
         .ok_or_else(|| OciError::Manifest(format!("index.json: no image tagged {tag:?}")))?
         .to_string();
     let blob_path = |d: &str| {

@@ -92,7 +92,11 @@ pub fn wasm_plugin_yaml(
         "pluginConfig": config,
     });
     if !plugin.selector.is_empty() {
-        spec["selector"] = json!({"matchLabels": plugin.selector});
+        insert(
+            &mut spec,
+            "selector",
+            json!({"matchLabels": plugin.selector}),
+        );
     }
     if let Some(digest) = &plugin.sha256 {
         let hex = digest.trim_start_matches("sha256:");
@@ -103,7 +107,7 @@ pub fn wasm_plugin_yaml(
         {
             return Err(RenderError::BadDigest(digest.clone()));
         }
-        spec["sha256"] = json!(hex);
+        insert(&mut spec, "sha256", json!(hex));
     }
     let object = json!({
         "apiVersion": "extensions.istio.io/v1alpha1",
@@ -112,6 +116,12 @@ pub fn wasm_plugin_yaml(
         "spec": spec,
     });
     serde_yaml::to_string(&object).map_err(|e| RenderError::Yaml(e.to_string()))
+}
+
+fn insert(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_string(), value);
+    }
 }
 
 /// An entry for an Envoy HTTP connection manager's `http_filters`, loading the module from

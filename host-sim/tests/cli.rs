@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a failed step should fail the test loudly
 //! The `host-sim` binary as a user runs it: JSON Lines in and out, errors that name the file
 //! and line, YAML configs, help text.
 
