@@ -245,7 +245,8 @@ fn properties_are_served_with_envoy_encodings() {
     let conn = mtls()
         .sni("httpbin.foo.svc")
         .peer_dns_san("b.example")
-        .peer_subject("CN=b,O=example");
+        .peer_subject("CN=b,O=example")
+        .id(7);
     let cases: &[(&str, String, &str)] = &[
         ("connection.mtls", "01".into(), "bool is one byte"),
         (
@@ -268,7 +269,7 @@ fn properties_are_served_with_envoy_encodings() {
             hex(b"httpbin.foo.svc"),
             "SNI",
         ),
-        ("connection.id", hex(&1u64.to_le_bytes()), "uint 8-byte LE"),
+        ("connection.id", hex(&7u64.to_le_bytes()), "uint 8-byte LE"),
         ("source.address", hex(b"10.0.0.1:43210"), "ip:port"),
         ("source.port", hex(&43210i64.to_le_bytes()), "int 8-byte LE"),
         (
