@@ -8,7 +8,7 @@ rustup target add wasm32-wasip1
 cargo build -p spiffe-authz --target wasm32-wasip1 --profile wasm-release
 # The fixtures are their own cargo workspace; their output path is fixed so tests find them.
 (cd tests/fixtures && cargo build --release --target wasm32-wasip1 --target-dir target)
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 # The OCI packaging against a real registry on loopback (installs docker-registry and skopeo
 # from Debian's packages when missing; skips with a message only if that is impossible).
 bash tests/oci-registry.sh
