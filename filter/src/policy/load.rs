@@ -2,10 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{Problem, ValidationError};
-use super::model::AuthorizationPolicy;
+use super::model::{
+    Action, AuthorizationPolicy, AuthorizationPolicySpec, Condition, ExtensionProvider, ObjectMeta,
+    Operation, PolicyTargetReference, Rule, RuleFrom, RuleTo, Source, WorkloadSelector,
+};
 use super::validate::{label, policy_label, validate_labelled};
 
 /// Parses and validates policies from one JSON value: a single `AuthorizationPolicy` object,
@@ -49,7 +54,7 @@ pub fn parse_policies(value: &Value) -> Result<Vec<AuthorizationPolicy>, Vec<Val
         let raw_label = raw_label(item, item_index);
         let errors_before = errors.len();
         empty_from_or_to(item, &raw_label, &mut errors);
-        match serde_path_to_error::deserialize::<_, AuthorizationPolicy>(item) {
+        match AuthorizationPolicy::deserialize(item) {
             Ok(policy) => {
                 let label = policy_label(&policy, item_index);
                 errors.extend(validate_labelled(&policy, &label));
@@ -69,12 +74,12 @@ pub fn parse_policies(value: &Value) -> Result<Vec<AuthorizationPolicy>, Vec<Val
                 }
             }
             Err(e) => {
-                let path = e.path().to_string();
-                let field = if path == "." { String::new() } else { path };
+                let mut field = String::new();
+                let e = locate(&POLICY, item, &mut field, e);
                 errors.push(ValidationError::new(
                     raw_label,
                     field,
-                    Problem::Malformed(e.into_inner().to_string()),
+                    Problem::Malformed(e.to_string()),
                 ));
             }
         }
@@ -127,4 +132,224 @@ fn empty_from_or_to(item: &Value, label: &str, errors: &mut Vec<ValidationError>
             }
         }
     }
+}
+
+/// Where in the API a JSON value sits: how to deserialize it and what is below it.
+///
+/// serde reports what went wrong but not where. Rather than wrap every deserializer to track
+/// the path (a crate that did so cost ~35 KB of the `.wasm`), a failed item is walked again
+/// along this schema: the first child that fails on its own holds the error, so the path is
+/// the one serde would have followed. The schema must mirror `model.rs` field for field; the
+/// loader tests pin the paths.
+struct Node {
+    accepts: fn(&Value) -> Result<(), serde_json::Error>,
+    shape: Shape,
+}
+
+enum Shape {
+    Leaf,
+    /// `strict`: `deny_unknown_fields`, so an unknown key is itself the error.
+    Struct {
+        fields: &'static [(&'static str, Node)],
+        strict: bool,
+    },
+    Seq(&'static Node),
+    Map(&'static Node),
+}
+
+fn accepts<T: DeserializeOwned>(value: &Value) -> Result<(), serde_json::Error> {
+    T::deserialize(value).map(drop)
+}
+
+const fn leaf<T>() -> Node
+where
+    T: DeserializeOwned,
+{
+    Node {
+        accepts: accepts::<T>,
+        shape: Shape::Leaf,
+    }
+}
+
+const STRING: Node = leaf::<String>();
+const STRINGS: Node = Node {
+    accepts: accepts::<Vec<String>>,
+    shape: Shape::Seq(&STRING),
+};
+const STRING_MAP: Node = Node {
+    accepts: accepts::<BTreeMap<String, String>>,
+    shape: Shape::Map(&STRING),
+};
+
+const fn strict<T>(fields: &'static [(&'static str, Node)]) -> Node
+where
+    T: DeserializeOwned,
+{
+    Node {
+        accepts: accepts::<T>,
+        shape: Shape::Struct {
+            fields,
+            strict: true,
+        },
+    }
+}
+
+const fn list<T>(item: &'static Node) -> Node
+where
+    T: DeserializeOwned,
+{
+    Node {
+        accepts: accepts::<Vec<T>>,
+        shape: Shape::Seq(item),
+    }
+}
+
+const SOURCE: Node = strict::<Option<Source>>(&[
+    ("principals", STRINGS),
+    ("notPrincipals", STRINGS),
+    ("requestPrincipals", STRINGS),
+    ("notRequestPrincipals", STRINGS),
+    ("namespaces", STRINGS),
+    ("notNamespaces", STRINGS),
+    ("serviceAccounts", STRINGS),
+    ("notServiceAccounts", STRINGS),
+    ("trustDomains", STRINGS),
+    ("notTrustDomains", STRINGS),
+    ("ipBlocks", STRINGS),
+    ("notIpBlocks", STRINGS),
+    ("remoteIpBlocks", STRINGS),
+    ("notRemoteIpBlocks", STRINGS),
+]);
+const OPERATION: Node = strict::<Option<Operation>>(&[
+    ("hosts", STRINGS),
+    ("notHosts", STRINGS),
+    ("ports", STRINGS),
+    ("notPorts", STRINGS),
+    ("methods", STRINGS),
+    ("notMethods", STRINGS),
+    ("paths", STRINGS),
+    ("notPaths", STRINGS),
+]);
+const RULE_FROM: Node = strict::<RuleFrom>(&[("source", SOURCE)]);
+const RULE_TO: Node = strict::<RuleTo>(&[("operation", OPERATION)]);
+const CONDITION: Node =
+    strict::<Condition>(&[("key", STRING), ("values", STRINGS), ("notValues", STRINGS)]);
+const RULE: Node = strict::<Rule>(&[
+    ("from", list::<RuleFrom>(&RULE_FROM)),
+    ("to", list::<RuleTo>(&RULE_TO)),
+    ("when", list::<Condition>(&CONDITION)),
+]);
+const TARGET_REF_FIELDS: &[(&str, Node)] = &[
+    ("group", STRING),
+    ("kind", STRING),
+    ("name", STRING),
+    ("namespace", STRING),
+];
+const SPEC: Node = strict::<AuthorizationPolicySpec>(&[
+    (
+        "selector",
+        strict::<Option<WorkloadSelector>>(&[("matchLabels", STRING_MAP)]),
+    ),
+    (
+        "targetRef",
+        strict::<Option<PolicyTargetReference>>(TARGET_REF_FIELDS),
+    ),
+    (
+        "targetRefs",
+        list::<PolicyTargetReference>(&strict::<PolicyTargetReference>(TARGET_REF_FIELDS)),
+    ),
+    ("action", leaf::<Option<Action>>()),
+    (
+        "provider",
+        strict::<Option<ExtensionProvider>>(&[("name", STRING)]),
+    ),
+    ("rules", list::<Rule>(&RULE)),
+]);
+static POLICY: Node = Node {
+    accepts: accepts::<AuthorizationPolicy>,
+    shape: Shape::Struct {
+        fields: &[
+            ("apiVersion", leaf::<Option<String>>()),
+            ("kind", leaf::<Option<String>>()),
+            (
+                "metadata",
+                Node {
+                    accepts: accepts::<ObjectMeta>,
+                    shape: Shape::Struct {
+                        fields: &[
+                            ("name", STRING),
+                            ("namespace", STRING),
+                            ("annotations", STRING_MAP),
+                            ("labels", STRING_MAP),
+                        ],
+                        strict: false,
+                    },
+                },
+            ),
+            ("spec", SPEC),
+        ],
+        // Object metadata and `status` are lenient (see `model.rs`).
+        strict: false,
+    },
+};
+
+/// Follows `value`, which failed to deserialize as `node` with `error`, down to the deepest
+/// part that fails on its own; appends that part's path (`spec.rules[0].to`) to `path` and
+/// returns its error.
+fn locate(
+    node: &Node,
+    value: &Value,
+    path: &mut String,
+    error: serde_json::Error,
+) -> serde_json::Error {
+    // serde visits a map's keys in the map's own order and stops at the first error, so the
+    // first failing key here is the one serde reported.
+    match (&node.shape, value) {
+        (Shape::Struct { fields, strict }, Value::Object(map)) => {
+            for (key, child_value) in map {
+                match fields.iter().find(|(name, _)| name == key) {
+                    Some((_, child)) => {
+                        if let Err(e) = (child.accepts)(child_value) {
+                            push_key(path, key);
+                            return locate(child, child_value, path, e);
+                        }
+                    }
+                    None if *strict => {
+                        push_key(path, key);
+                        return error;
+                    }
+                    None => {}
+                }
+            }
+            error
+        }
+        (Shape::Map(child), Value::Object(map)) => {
+            for (key, child_value) in map {
+                if let Err(e) = (child.accepts)(child_value) {
+                    push_key(path, key);
+                    return locate(child, child_value, path, e);
+                }
+            }
+            error
+        }
+        (Shape::Seq(child), Value::Array(items)) => {
+            for (i, child_value) in items.iter().enumerate() {
+                if let Err(e) = (child.accepts)(child_value) {
+                    path.push('[');
+                    path.push_str(&i.to_string());
+                    path.push(']');
+                    return locate(child, child_value, path, e);
+                }
+            }
+            error
+        }
+        _ => error,
+    }
+}
+
+fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
 }
