@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WASM=${SPIFFE_AUTHZ_WASM:-target/wasm32-wasip1/wasm-release/spiffe_authz.wasm}
+WASM=${SPIFFE_AUTHZ_WASM:-${CARGO_TARGET_DIR:-target}/wasm32-wasip1/wasm-release/spiffe_authz.wasm}
 TAG=0.1.0
 
 ensure() {
