@@ -141,10 +141,19 @@ pub struct PluginConfig {
     /// (proxy-wasm has no call that writes Envoy dynamic metadata).
     pub decision_metadata: bool,
     /// Cache per-connection facts (peer identity, destination, SNI) by `connection_id`, so
-    /// later requests on a connection skip those host calls and certificate checks. Only
-    /// correct when the host gives every connection its own id, as Envoy does (a process-wide
-    /// counter); a host that reuses ids would hand one connection's identity to another, so
-    /// it is off unless asked for.
+    /// later requests on a connection skip those host calls and certificate checks. On by
+    /// default, because it is safe where the filter is deployed:
+    /// - Envoy numbers connections with one process-wide counter
+    ///   (`ConnectionImpl::next_global_id_`), so two connections never share an id while the
+    ///   process runs, and every worker's VM sees the same numbering; host-sim does the same.
+    ///   An id reused for another connection would hand it the cached identity: that cannot
+    ///   happen on Envoy, and a host that reuses ids must run with `false`.
+    /// - The facts cannot change during a connection: Envoy does not renegotiate TLS, so the
+    ///   peer certificate, SNI and destination are fixed at the handshake. An SVID that expires
+    ///   while its connection is open stays accepted, as in Istio, which checks validity in
+    ///   the handshake only. `x-forwarded-client-cert` is per request and never cached.
+    /// - The cache belongs to one configuration (a new one starts empty), is bounded, and a
+    ///   host without `connection_id` gets no caching at all.
     pub cache_connection_facts: bool,
 }
 
@@ -167,7 +176,7 @@ impl Default for PluginConfig {
             denial_log_level: LogLevel::Info,
             decision_header: None,
             decision_metadata: false,
-            cache_connection_facts: false,
+            cache_connection_facts: true,
         }
     }
 }

@@ -42,8 +42,8 @@ fn defaults_follow_istio() {
     assert_eq!(c.denial_log_level, LogLevel::Info);
     assert_eq!(c.workload, None);
     assert!(
-        !c.cache_connection_facts,
-        "off: only safe where connection ids are unique"
+        c.cache_connection_facts,
+        "on: Envoy's connection ids are unique per process (ConnectionImpl::next_global_id_)"
     );
     assert!(c.policies.is_empty());
 }
@@ -64,7 +64,7 @@ fn every_field_is_read() {
         "denialLogLevel": "warn",
         "decisionHeader": "x-spiffe-authz",
         "decisionMetadata": true,
-        "cacheConnectionFacts": true,
+        "cacheConnectionFacts": false,
         "policies": [{"metadata": {"name": "p", "namespace": "demo"}, "spec": {}}]
     }"#,
     )
@@ -87,7 +87,10 @@ fn every_field_is_read() {
     assert_eq!(c.denial_log_level, LogLevel::Warn);
     assert_eq!(c.decision_header.as_deref(), Some("x-spiffe-authz"));
     assert!(c.decision_metadata);
-    assert!(c.cache_connection_facts);
+    assert!(
+        !c.cache_connection_facts,
+        "the default is on: false must stick"
+    );
     assert_eq!(c.policies.len(), 1);
 }
 

@@ -10,7 +10,7 @@ use spiffe_authz::glue::facts::encode_pairs;
 use spiffe_authz::glue::fake::FakeHost;
 use spiffe_authz::glue::plugin::{
     COUNTER_ALLOWED, COUNTER_AUDITED, COUNTER_CONFIG_REJECTED, COUNTER_DENIED,
-    COUNTER_SHADOW_ALLOWED, COUNTER_SHADOW_DENIED,
+    COUNTER_INVALID_PEER_IDENTITY, COUNTER_SHADOW_ALLOWED, COUNTER_SHADOW_DENIED,
 };
 use spiffe_authz::glue::Root;
 
@@ -50,8 +50,13 @@ fn counters_are_defined_once_with_envoy_rbac_names() {
             COUNTER_SHADOW_ALLOWED,
             COUNTER_SHADOW_DENIED,
             COUNTER_AUDITED,
-            COUNTER_CONFIG_REJECTED
+            COUNTER_CONFIG_REJECTED,
+            COUNTER_INVALID_PEER_IDENTITY
         ]
+    );
+    assert_eq!(
+        COUNTER_INVALID_PEER_IDENTITY,
+        "spiffe_authz.invalid_peer_identity"
     );
     assert_eq!(COUNTER_DENIED, "spiffe_authz.rbac.denied");
     assert_eq!(COUNTER_SHADOW_DENIED, "spiffe_authz.rbac.shadow_denied");

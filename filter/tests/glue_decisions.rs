@@ -488,11 +488,13 @@ fn host_calls_per_request_with_the_demo_policies() {
     // headers, connection.{mtls,peer_certificate,uri_san_peer_certificate}, clock (certificate
     // validity), source.address; counters: allowed, shadow_allowed (the dry-run policy), the
     // per-policy counter (defined on the first request only).
-    assert_eq!(run(DEMO), vec![(6, 4), (6, 3)]);
-    // With the connection cache: + connection_id on every request, the rest once.
-    let cached = DEMO.replace(
+    // By default the connection cache is on: + connection_id on every request, the
+    // connection's facts and the clock once.
+    assert_eq!(run(DEMO), vec![(7, 4), (3, 3)]);
+    // Without it every request reads them all.
+    let uncached = DEMO.replace(
         "\"decisionHeader\"",
-        "\"cacheConnectionFacts\": true, \"decisionHeader\"",
+        "\"cacheConnectionFacts\": false, \"decisionHeader\"",
     );
-    assert_eq!(run(&cached), vec![(7, 4), (3, 3)]);
+    assert_eq!(run(&uncached), vec![(6, 4), (6, 3)]);
 }

@@ -5,7 +5,10 @@
 
 use spiffe_authz::config::LogLevel;
 use spiffe_authz::glue::fake::FakeHost;
-use spiffe_authz::glue::http::{DETAILS_HOST_ERROR, DETAILS_MTLS_REQUIRED, DETAILS_NOT_CONFIGURED};
+use spiffe_authz::glue::http::{
+    DETAILS_HOST_ERROR, DETAILS_INVALID_PEER_IDENTITY, DETAILS_MTLS_REQUIRED,
+    DETAILS_NOT_CONFIGURED,
+};
 use spiffe_authz::glue::plugin::{ConnectionCache, COUNTER_DENIED};
 use spiffe_authz::glue::{Action, HostStatus, Root};
 
@@ -213,13 +216,11 @@ fn no_host_call_for_a_fact_no_policy_references() {
 
 #[test]
 fn connection_facts_are_fetched_once_per_connection() {
-    // HTTP contexts are per stream in Envoy; identity is per connection: with
-    // cacheConnectionFacts the root caches it by connection_id, so the second request on a
-    // connection asks only for the id.
-    let (root, host) = root_with(
-        r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT",
-            "cacheConnectionFacts": true, "policies": []}"#,
-    );
+    // HTTP contexts are per stream in Envoy; identity is per connection: by default the
+    // configuration caches it by connection_id, so the second request on a connection asks
+    // only for the id.
+    let (root, host) =
+        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
     get(&host, "/");
     mtls_peer(&host, FRONTEND, 7);
     root.new_http_stream().on_request_headers(&host);
@@ -272,9 +273,14 @@ fn invalid_utf8_in_headers_never_panics() {
 }
 
 #[test]
-fn invalid_utf8_identity_is_unauthenticated() {
-    let (root, host) =
-        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+fn invalid_utf8_identity_is_an_invalid_peer_not_an_absent_one() {
+    // The peer presented a URI SAN; that it is not text makes it fail verification. Reading
+    // it as absent would make the peer anonymous, which PERMISSIVE lets policies allow.
+    let (root, host) = root_with(
+        r#"{"workload": {"namespace": "demo"}, "policies": [
+        {"metadata": {"name": "deny-evil", "namespace": "demo"},
+         "spec": {"action": "DENY", "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/evil"]}}]}]}}]}"#,
+    );
     get(&host, "/");
     host.set_property("connection.mtls", vec![1]);
     host.set_property(
@@ -283,27 +289,150 @@ fn invalid_utf8_identity_is_unauthenticated() {
     );
     root.new_http_stream().on_request_headers(&host);
     let r = &host.local_responses.borrow()[0];
-    assert_eq!(r.details, DETAILS_MTLS_REQUIRED);
+    assert_eq!(r.details, DETAILS_INVALID_PEER_IDENTITY);
+}
+
+/// ALLOW frontend only; the cache is on by default.
+const ALLOW_FRONTEND: &str = r#"{"workload": {"namespace": "demo"}, "policies": [
+    {"metadata": {"name": "allow-frontend", "namespace": "demo"},
+     "spec": {"rules": [{"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/frontend"]}}]}]}}]}"#;
+
+/// The connection facts a host reports for one connection id.
+fn connection(host: &FakeHost, id: u64, peer: Option<&str>) {
+    host.set_property("connection_id", id.to_le_bytes().to_vec());
+    match peer {
+        Some(uri) => mtls_peer(host, uri, id),
+        None => {
+            host.set_property("connection.mtls", vec![0]);
+            host.properties
+                .borrow_mut()
+                .remove("connection.uri_san_peer_certificate");
+        }
+    }
 }
 
 #[test]
-fn without_the_cache_a_reused_connection_id_cannot_leak_an_identity() {
-    // Envoy numbers connections uniquely, but a host that reuses ids (host-sim's default id
-    // is the same for every connection) must not hand one peer's identity to another: the
-    // cache is off unless configured.
-    let (root, host) =
-        root_with(r#"{"workload": {"namespace": "demo"}, "mtlsMode": "STRICT", "policies": []}"#);
+fn connections_with_distinct_ids_never_share_an_identity() {
+    // Envoy numbers connections with one process-wide counter (connection_impl.cc
+    // ConnectionImpl::next_global_id_), so the default cache keyed by connection_id is safe:
+    // interleaved requests on different connections each get their own peer.
+    let (root, host) = root_with(ALLOW_FRONTEND);
     get(&host, "/");
-    mtls_peer(&host, FRONTEND, 7);
+    let other = "spiffe://cluster.local/ns/demo/sa/other";
+    let cases: &[(&str, u64, Option<&str>, Action)] = &[
+        (
+            "frontend on connection 1",
+            1,
+            Some(FRONTEND),
+            Action::Continue,
+        ),
+        ("plaintext on connection 2", 2, None, Action::Pause),
+        (
+            "another workload on connection 3",
+            3,
+            Some(other),
+            Action::Pause,
+        ),
+        (
+            "frontend again on connection 1",
+            1,
+            Some(FRONTEND),
+            Action::Continue,
+        ),
+        ("plaintext again on connection 2", 2, None, Action::Pause),
+        (
+            "frontend on a new connection 4",
+            4,
+            Some(FRONTEND),
+            Action::Continue,
+        ),
+        (
+            "the other workload again on connection 3",
+            3,
+            Some(other),
+            Action::Pause,
+        ),
+    ];
+    for (behaviour, id, peer, want) in cases {
+        connection(&host, *id, *peer);
+        let got = root.new_http_stream().on_request_headers(&host);
+        assert_eq!(got, *want, "{behaviour}");
+    }
+    assert_eq!(root.cached_connections(), 4);
+}
+
+#[test]
+fn a_reused_connection_id_is_the_host_contract_the_cache_relies_on() {
+    // What a host that reused an id would get: the first connection's facts. Envoy never
+    // reuses one while it runs (a process-wide counter); a host that does must set
+    // cacheConnectionFacts false, and then every request reads its own facts.
+    let (root, host) = root_with(ALLOW_FRONTEND);
+    get(&host, "/");
+    connection(&host, 9, Some(FRONTEND));
     assert_eq!(
         root.new_http_stream().on_request_headers(&host),
         Action::Continue
     );
-    host.set_property("connection.mtls", vec![0]);
+    connection(&host, 9, None);
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Continue,
+        "cached: the host promised id 9 is the same connection"
+    );
+
+    let (root, host) = root_with(&ALLOW_FRONTEND.replace(
+        r#""policies""#,
+        r#""cacheConnectionFacts": false, "policies""#,
+    ));
+    get(&host, "/");
+    connection(&host, 9, Some(FRONTEND));
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Continue
+    );
+    connection(&host, 9, None);
     assert_eq!(
         root.new_http_stream().on_request_headers(&host),
         Action::Pause
     );
     let calls = property_calls(&host.take_calls());
     assert!(!calls.contains(&"connection_id".to_string()), "{calls:?}");
+}
+
+#[test]
+fn a_new_configuration_starts_with_an_empty_cache() {
+    // Facts established under one configuration (trust domains, sources) are never reused by
+    // the next one.
+    let (mut root, host) = root_with(ALLOW_FRONTEND);
+    get(&host, "/");
+    connection(&host, 5, Some(FRONTEND));
+    assert_eq!(
+        root.new_http_stream().on_request_headers(&host),
+        Action::Continue
+    );
+    assert_eq!(root.cached_connections(), 1);
+    // A stream that started before the update keeps deciding with its own configuration.
+    let mut started_before = root.new_http_stream();
+    host.set_configuration(&ALLOW_FRONTEND.replace(
+        "\"demo\"}, \"policies\"",
+        "\"demo\"}, \"trustDomain\": \"example.org\", \"policies\"",
+    ));
+    assert!(root.on_configure(&host), "{:?}", host.logs.borrow());
+    assert_eq!(root.cached_connections(), 0);
+    // Under trust domain example.org, cluster.local's frontend is not a valid identity.
+    let fresh = root.new_http_stream().on_request_headers(&host);
+    assert_eq!(fresh, Action::Pause);
+    assert_eq!(
+        host.local_responses
+            .borrow()
+            .last()
+            .map(|r| r.details.clone()),
+        Some(DETAILS_INVALID_PEER_IDENTITY.to_string())
+    );
+    assert_eq!(
+        started_before.on_request_headers(&host),
+        Action::Continue,
+        "the old configuration's cache still knows connection 5"
+    );
+    assert_eq!(root.cached_connections(), 1);
 }

@@ -210,7 +210,8 @@ fn only_the_configured_sources_are_asked() {
         "{calls:?}"
     );
 
-    // Plaintext: after connection.mtls = false nothing else is asked, not even the clock.
+    // Plaintext: after connection.mtls = false nothing else is asked, not even the clock
+    // (connection_id first: the key of the per-connection cache).
     let (_, calls) = decide("", &PLAIN);
     let properties: Vec<_> = calls
         .iter()
@@ -218,7 +219,10 @@ fn only_the_configured_sources_are_asked() {
         .collect();
     assert_eq!(
         properties,
-        vec!["proxy_get_property connection.mtls"],
+        vec![
+            "proxy_get_property connection_id",
+            "proxy_get_property connection.mtls"
+        ],
         "{calls:?}"
     );
 }

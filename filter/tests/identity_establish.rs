@@ -12,8 +12,8 @@
 
 use spiffe_authz::identity::svid::SvidError;
 use spiffe_authz::identity::{
-    establish, IdentitySettings, IdentitySource, PeerFacts, PeerIdentity, SpiffeIdError,
-    TrustDomain, UnauthenticatedReason,
+    establish, IdentitySettings, IdentitySource, InvalidPeerIdentity, PeerFacts, PeerIdentity,
+    SpiffeIdError, TrustDomain, UnauthenticatedReason,
 };
 
 const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z; unused by attribute sources
@@ -36,11 +36,14 @@ fn mtls_with_uri(uri: &'static str) -> PeerFacts<'static> {
 
 enum Expect {
     Principal(&'static str),
+    /// No identity presented: Istio's unauthenticated peer.
     Reason(UnauthenticatedReason),
+    /// An identity presented and failed verification: denied before policies.
+    Invalid(InvalidPeerIdentity),
 }
 
 fn attr_rejected(error: SvidError) -> Expect {
-    Expect::Reason(UnauthenticatedReason::InvalidIdentity {
+    Expect::Invalid(InvalidPeerIdentity::Certificate {
         origin: IdentitySource::ConnectionAttributes,
         error,
     })
@@ -148,6 +151,9 @@ fn connection_attributes_table() {
             Expect::Reason(reason) => {
                 assert_eq!(got, PeerIdentity::Unauthenticated(reason), "{behaviour}")
             }
+            Expect::Invalid(invalid) => {
+                assert_eq!(got, PeerIdentity::Invalid(invalid), "{behaviour}")
+            }
         }
     }
 }
@@ -164,11 +170,12 @@ fn first_source_with_data_decides_and_failures_do_not_fall_through() {
         ..PeerFacts::default()
     };
     // Default order: peerCertificate first; it HAS data and fails, so attributes are not
-    // consulted (fail closed: a present but invalid certificate is unauthenticated).
+    // consulted (fail closed: a present but invalid certificate is invalid, never
+    // unauthenticated and never replaced by a weaker source's answer).
     let got = establish(&facts, &IdentitySettings::default(), NOW);
     assert_eq!(
-        got.reason(),
-        Some(&UnauthenticatedReason::InvalidIdentity {
+        got.invalid(),
+        Some(&InvalidPeerIdentity::Certificate {
             origin: PeerCertificate,
             error: SvidError::NotPem,
         })
@@ -238,7 +245,7 @@ fn reasons_are_one_line_for_logs() {
     );
     assert_eq!(
         got.to_string(),
-        "unauthenticated: connectionAttributes: spiffe://evil.example/ns/a/sa/b: trust domain \
+        "invalid peer identity: connectionAttributes: spiffe://evil.example/ns/a/sa/b: trust domain \
          \"evil.example\" is neither the local trust domain nor an alias"
     );
     let got = establish(
@@ -264,4 +271,89 @@ fn reasons_are_one_line_for_logs() {
     );
     assert_eq!(verified.to_string(), "spiffe://cluster.local/ns/a/sa/b");
     assert!(verified.reason().is_none());
+}
+
+/// Which failures are "no identity presented" (unauthenticated; policies decide) and which are
+/// "an identity presented and failed verification" (invalid; denied before policies). Istio
+/// never serves the second kind: its handshake refuses an expired or foreign certificate, and
+/// Envoy's RBAC matches a principal against every URI SAN, so a certificate naming two
+/// identities is never simply anonymous.
+#[test]
+fn presented_but_failed_is_invalid_not_unauthenticated() {
+    use IdentitySource::*;
+    let plaintext = PeerFacts {
+        mtls: Some(false),
+        uri_san: Some("spiffe://cluster.local/ns/a/sa/b"),
+        xfcc: Some("URI=spiffe://cluster.local/ns/a/sa/b"),
+        ..PeerFacts::default()
+    };
+    let xfcc = |header: &'static str| PeerFacts {
+        mtls: Some(true),
+        xfcc: Some(header),
+        ..PeerFacts::default()
+    };
+    let cases: Vec<(&str, PeerFacts<'static>, &[IdentitySource], bool)> = vec![
+        (
+            "plaintext (connection.mtls false): nothing presented, whatever else is claimed",
+            plaintext,
+            &[ConnectionAttributes, Xfcc],
+            false,
+        ),
+        (
+            "mTLS certificate without a URI SAN (Envoy reports no uri_san_peer_certificate)",
+            PeerFacts {
+                mtls: Some(true),
+                dns_san: Some("db.internal"),
+                ..PeerFacts::default()
+            },
+            &[ConnectionAttributes],
+            false,
+        ),
+        (
+            "XFCC element with neither URI nor Cert: Envoy saw a certificate without URI SAN",
+            xfcc("By=spiffe://cluster.local/ns/demo/sa/backend;DNS=db.internal"),
+            &[Xfcc],
+            false,
+        ),
+        (
+            "URI SAN from a foreign trust domain (Istio refuses it in the handshake)",
+            mtls_with_uri("spiffe://evil.example/ns/a/sa/b"),
+            &[ConnectionAttributes],
+            true,
+        ),
+        (
+            "URI SAN that is not a SPIFFE ID",
+            mtls_with_uri("https://web.example.com/"),
+            &[ConnectionAttributes],
+            true,
+        ),
+        (
+            "peer certificate that is not PEM",
+            PeerFacts {
+                mtls: Some(true),
+                peer_certificate: Some("not a certificate"),
+                ..PeerFacts::default()
+            },
+            &[PeerCertificate],
+            true,
+        ),
+        (
+            "malformed XFCC (unterminated quote)",
+            xfcc("Subject=\"x;URI=spiffe://cluster.local/ns/a/sa/b"),
+            &[Xfcc],
+            true,
+        ),
+        (
+            "XFCC element with two URI values",
+            xfcc("URI=spiffe://cluster.local/ns/a/sa/b;URI=spiffe://cluster.local/ns/a/sa/c"),
+            &[Xfcc],
+            true,
+        ),
+    ];
+    for (behaviour, facts, sources, invalid) in cases {
+        let got = establish(&facts, &settings(sources), NOW);
+        assert_eq!(got.invalid().is_some(), invalid, "{behaviour}: {got}");
+        assert_eq!(got.reason().is_some(), !invalid, "{behaviour}: {got}");
+        assert_eq!(got.principal(), None, "{behaviour}: {got}");
+    }
 }

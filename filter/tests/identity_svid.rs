@@ -17,8 +17,8 @@ use identity_support::{ca, url_encode, url_encode_legacy, Leaf, HOUR, NOW};
 use rcgen::{CustomExtension, KeyUsagePurpose};
 use spiffe_authz::identity::svid::{self, SvidError, SvidRules};
 use spiffe_authz::identity::{
-    establish, IdentitySettings, IdentitySource, PeerFacts, SpiffeIdError, TrustDomain,
-    UnauthenticatedReason,
+    establish, IdentitySettings, IdentitySource, InvalidPeerIdentity, PeerFacts, SpiffeIdError,
+    TrustDomain,
 };
 
 const ID: &str = "spiffe://cluster.local/ns/default/sa/sleep";
@@ -344,8 +344,8 @@ fn peer_certificate_source_verifies_and_never_falls_through() {
         ..facts
     };
     assert_eq!(
-        establish(&facts, &settings, NOW).reason(),
-        Some(&UnauthenticatedReason::InvalidIdentity {
+        establish(&facts, &settings, NOW).invalid(),
+        Some(&InvalidPeerIdentity::Certificate {
             origin: IdentitySource::PeerCertificate,
             error: SvidError::MultipleUriSans { count: 2 },
         })
@@ -360,7 +360,7 @@ fn peer_certificate_source_verifies_and_never_falls_through() {
     let later = NOW + 24 * HOUR as u64;
     let got = establish(&facts, &settings, later);
     assert_eq!(
-        got.reason().map(ToString::to_string),
+        got.invalid().map(ToString::to_string),
         Some(format!(
             "peerCertificate: certificate expired at {} (unix seconds), now is {later}",
             NOW + 23 * HOUR as u64

@@ -342,13 +342,13 @@ fn xfcc_source_only_when_configured() {
         establish(&facts, &settings, NOW).principal(),
         Some("cluster.local/ns/kube-system/sa/admin")
     );
-    // A broken header is unauthenticated with the parse error, not skipped.
+    // A broken header is an invalid identity with the parse error, not skipped.
     let facts = PeerFacts {
         xfcc: Some("URI=\"x"),
         ..facts
     };
     assert_eq!(
         establish(&facts, &settings, NOW).to_string(),
-        "unauthenticated: xfcc: byte 4: quoted value is never closed"
+        "invalid peer identity: xfcc: byte 4: quoted value is never closed"
     );
 }

@@ -1,20 +1,19 @@
 //! One HTTP stream: collect the facts the policies need, decide, continue or deny.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
 use crate::config::{LogLevel, MtlsMode};
 use crate::engine::{Decision, HttpRequest, Request, RequestAuth, Verdict};
-use crate::identity::{IdentitySource, PeerIdentity};
+use crate::identity::{IdentitySource, InvalidPeerIdentity, PeerIdentity};
 
 use super::facts::{
     decode_pairs, decode_socket_address, decode_str, decode_struct_value, decode_u64,
 };
 use super::host::{Host, HostError};
 use super::identity::{establish_identity, fetch_connection_identity, needs_clock, XFCC_HEADER};
-use super::plugin::{ConnectionCache, ConnectionFacts, Counters, Plugin, LOG_PREFIX};
+use super::plugin::{ConnectionFacts, Counters, Plugin, LOG_PREFIX};
 use super::report::{decision_summary, principal_for_log, report, response_details};
 
 /// What the glue tells the SDK to return.
@@ -31,6 +30,34 @@ pub const DETAILS_NOT_CONFIGURED: &str = "spiffe_authz_not_configured";
 pub const DETAILS_HOST_ERROR: &str = "spiffe_authz_host_error";
 /// STRICT mTLS: the peer has no verified identity (Istio would have refused the handshake).
 pub const DETAILS_MTLS_REQUIRED: &str = "spiffe_authz_mtls_required";
+/// The peer presented an identity that failed verification, in any `mtlsMode`.
+pub const DETAILS_INVALID_PEER_IDENTITY: &str = "spiffe_authz_invalid_peer_identity";
+/// The request header map is one Envoy's codecs would have refused (see [`MalformedHeaders`]).
+pub const DETAILS_MALFORMED_HEADERS: &str = "spiffe_authz_malformed_request_headers";
+
+/// Why the peer of a denied invalid identity is denied, for log lines.
+pub(crate) const INVALID_PEER_NOTE: &str =
+    "the peer presented an identity that failed verification; Istio would not have served it";
+
+/// A request header map that Envoy's codecs never pass to filters, so it can only come from a
+/// broken host. The filter denies it rather than judge one reading of it while the upstream
+/// makes another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedHeaders {
+    /// CVE-2019-9900 (ISTIO-SECURITY-2019-001): a NUL let `admin\0` dodge a DENY on `admin`
+    /// while the upstream read `admin`; Envoy's codecs now reject NUL, CR and LF in header
+    /// names and values.
+    #[error("header {name:?}: its {part} contains {character} (CVE-2019-9900: Envoy's codecs reject NUL, CR and LF)")]
+    ForbiddenCharacter {
+        name: String,
+        part: &'static str,
+        character: &'static str,
+    },
+    /// RFC 9113 §8.3: a repeated pseudo-header makes the request malformed, and Envoy's codecs
+    /// reject it; the filter would judge the first `:path` while the upstream might use another.
+    #[error("pseudo-header {0:?} appears more than once (RFC 9113 §8.3)")]
+    RepeatedPseudoHeader(String),
+}
 
 /// Istio's request authentication result, as its `istio_authn` filter writes it to dynamic
 /// metadata (keys `request.auth.principal`, `.audiences`, `.presenter`, `.claims`; read by
@@ -40,7 +67,6 @@ pub const AUTHN_METADATA: [&str; 3] = ["metadata", "filter_metadata", "istio_aut
 #[derive(Debug)]
 pub struct HttpStream {
     plugin: Option<Rc<Plugin>>,
-    connections: Rc<RefCell<ConnectionCache>>,
     /// The debug decision header for an allowed request, added in `on_response_headers`.
     pending_header: Option<String>,
 }
@@ -50,13 +76,16 @@ enum Outcome {
     Decided(Decision),
     /// STRICT mTLS and no verified peer.
     MtlsRequired,
+    /// The peer presented an identity that failed verification: denied before any policy.
+    InvalidPeer,
 }
 
 impl HttpStream {
-    pub fn new(plugin: Option<Rc<Plugin>>, connections: Rc<RefCell<ConnectionCache>>) -> Self {
+    /// A stream decided by `plugin` (the configuration in force when it started), or denied
+    /// when there is none.
+    pub fn new(plugin: Option<Rc<Plugin>>) -> Self {
         HttpStream {
             plugin,
-            connections,
             pending_header: None,
         }
     }
@@ -115,15 +144,38 @@ impl HttpStream {
                 status: super::host::HostStatus::SerializationFailure,
             });
         };
-        // Lossy, not skipped: a DENY rule on `/admin/*` must still see `/admin/\xff`.
+        // Lossy, not skipped: a DENY rule on `/admin/*` must still see `/admin/\xff`. Names
+        // lower-case, as Envoy's header maps hold them and the engine expects: a host that
+        // hands over `X-Role` or `X-Forwarded-Client-Cert` must not slip past a rule or the
+        // XFCC check written for the lower-case name.
         let owned: Vec<(Cow<'_, str>, Cow<'_, str>)> = pairs
             .iter()
-            .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+            .map(|(k, v)| {
+                (
+                    lower_case(String::from_utf8_lossy(k)),
+                    String::from_utf8_lossy(v),
+                )
+            })
             .collect();
         let headers: Vec<(&str, &str)> = owned
             .iter()
             .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect();
+        if let Some(malformed) = malformed_headers(&pairs, &headers) {
+            Counters::bump(host, plugin.counters.denied);
+            plugin.log(
+                host,
+                plugin.config.denial_log_level,
+                &format!("denied principal=- policy=none rule=- (malformed request headers: {malformed})"),
+            );
+            deny(
+                plugin,
+                host,
+                DETAILS_MALFORMED_HEADERS,
+                Some("deny; policy=none; headers=malformed"),
+            );
+            return Ok(Action::Pause);
+        }
         let pseudo = |name: &str| {
             headers
                 .iter()
@@ -133,27 +185,16 @@ impl HttpStream {
         let (method, path, authority) = (pseudo(":method"), pseudo(":path"), pseudo(":authority"));
 
         let connection = self.connection_facts(plugin, host)?;
-        let xfcc = headers
-            .iter()
-            .find(|(k, _)| *k == XFCC_HEADER)
-            .map(|(_, v)| *v);
-        let peer: Option<PeerIdentity> = match (&connection.peer, xfcc) {
-            // XFCC is per request: establish again with this request's header.
-            (Some(_), Some(xfcc)) if plugin.identity.sources.contains(&IdentitySource::Xfcc) => {
-                let now = clock(plugin, host)?;
-                Some(establish_identity(
-                    &connection.identity_facts,
-                    Some(xfcc),
-                    &plugin.identity,
-                    now,
-                ))
-            }
-            (peer, _) => peer.clone(),
+        let peer = match &connection.peer {
+            Some(peer) => Some(request_peer(plugin, host, &connection, peer, &headers)?),
+            None => None,
         };
         let principal_text = principal_for_log(peer.as_ref());
         let what = format!("method={method:?} host={authority:?} path={path:?}");
 
-        let outcome = if plugin.config.mtls_mode == MtlsMode::Strict
+        let outcome = if matches!(peer, Some(PeerIdentity::Invalid(_))) {
+            Outcome::InvalidPeer
+        } else if plugin.config.mtls_mode == MtlsMode::Strict
             && !matches!(peer, Some(PeerIdentity::Verified(_)))
         {
             Outcome::MtlsRequired
@@ -196,6 +237,24 @@ impl HttpStream {
         };
 
         match outcome {
+            Outcome::InvalidPeer => {
+                Counters::bump(host, plugin.counters.denied);
+                Counters::bump(host, plugin.counters.invalid_peer_identity);
+                plugin.log(
+                    host,
+                    plugin.config.denial_log_level,
+                    &format!(
+                        "denied principal={principal_text} {what} policy=none rule=- ({INVALID_PEER_NOTE})"
+                    ),
+                );
+                deny(
+                    plugin,
+                    host,
+                    DETAILS_INVALID_PEER_IDENTITY,
+                    Some("deny; policy=none; peer=invalid"),
+                );
+                Ok(Action::Pause)
+            }
             Outcome::MtlsRequired => {
                 Counters::bump(host, plugin.counters.denied);
                 plugin.log(
@@ -255,16 +314,98 @@ impl HttpStream {
             None
         };
         if let Some(id) = id {
-            if let Some(facts) = self.connections.borrow().get(id) {
+            if let Some(facts) = plugin.connections.borrow().get(id) {
                 return Ok(facts);
             }
         }
         let facts = Rc::new(fetch_connection(plugin, host)?);
         if let Some(id) = id {
-            self.connections.borrow_mut().insert(id, Rc::clone(&facts));
+            plugin
+                .connections
+                .borrow_mut()
+                .insert(id, Rc::clone(&facts));
         }
         Ok(facts)
     }
+}
+
+/// `name` in lower case, copied only when it has an upper-case letter.
+fn lower_case(name: Cow<'_, str>) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        name
+    }
+}
+
+/// The first reason Envoy's codecs would have refused this header map, if any. `raw` are the
+/// bytes as the host gave them, `headers` the same pairs decoded with lower-case names.
+fn malformed_headers(raw: &[(&[u8], &[u8])], headers: &[(&str, &str)]) -> Option<MalformedHeaders> {
+    let forbidden = |bytes: &[u8]| {
+        bytes.iter().find_map(|b| match b {
+            0 => Some("NUL"),
+            b'\r' => Some("CR"),
+            b'\n' => Some("LF"),
+            _ => None,
+        })
+    };
+    for (name, value) in raw {
+        let found = forbidden(name)
+            .map(|c| ("name", c))
+            .or_else(|| forbidden(value).map(|c| ("value", c)));
+        if let Some((part, character)) = found {
+            return Some(MalformedHeaders::ForbiddenCharacter {
+                name: String::from_utf8_lossy(name).into_owned(),
+                part,
+                character,
+            });
+        }
+    }
+    let mut pseudo = headers.iter().filter(|(k, _)| k.starts_with(':'));
+    while let Some((name, _)) = pseudo.next() {
+        if pseudo.clone().any(|(other, _)| other == name) {
+            return Some(MalformedHeaders::RepeatedPseudoHeader((*name).to_string()));
+        }
+    }
+    None
+}
+
+/// The peer of this request: the connection's, unless the `xfcc` source is configured and the
+/// request carries the header, which is per request. A plaintext connection's XFCC is never
+/// read (a client wrote it). Several XFCC lines are invalid: Envoy keeps one value and appends
+/// its element to it, so another line came from the client (or a broken host), and reading
+/// the first line, as a map lookup would, trusts a line the client wrote in full.
+fn request_peer<H: Host + ?Sized>(
+    plugin: &Plugin,
+    host: &H,
+    connection: &ConnectionFacts,
+    peer: &PeerIdentity,
+    headers: &[(&str, &str)],
+) -> Result<PeerIdentity, HostError> {
+    if !plugin.identity.sources.contains(&IdentitySource::Xfcc)
+        || connection.identity_facts.mtls == Some(false)
+    {
+        return Ok(peer.clone());
+    }
+    let mut lines = headers
+        .iter()
+        .filter(|(k, _)| *k == XFCC_HEADER)
+        .map(|(_, v)| *v);
+    Ok(match (lines.next(), lines.count()) {
+        (None, _) => peer.clone(),
+        (Some(xfcc), 0) => {
+            let now = clock(plugin, host)?;
+            establish_identity(
+                &connection.identity_facts,
+                Some(xfcc),
+                &plugin.identity,
+                now,
+            )
+        }
+        (Some(_), more) => {
+            PeerIdentity::Invalid(InvalidPeerIdentity::RepeatedXfcc { lines: more + 1 })
+        }
+    })
 }
 
 /// The facts that are the same for every request on a connection, as far as policies need

@@ -3,7 +3,7 @@
 
 use crate::identity::{establish, IdentitySettings, IdentitySource, PeerFacts, PeerIdentity};
 
-use super::facts::{decode_bool, decode_str};
+use super::facts::decode_bool;
 use super::host::{Host, HostError};
 
 /// `x-forwarded-client-cert`, which Envoy's HCM writes before the filter chain runs.
@@ -39,7 +39,9 @@ impl ConnectionIdentityFacts {
 ///
 /// `connection.mtls` is always read: `false` means plaintext, and then no source may claim an
 /// identity (a plaintext request's XFCC header is the client's own, i.e. forged). After a
-/// `false` nothing else is fetched. Invalid UTF-8 is an absent fact.
+/// `false` nothing else is fetched. Invalid UTF-8 is kept (lossily), never dropped: a URI SAN
+/// or certificate the peer presented that is not text fails verification, so the peer is
+/// invalid, not unauthenticated.
 pub fn fetch_connection_identity<H: Host + ?Sized>(
     host: &H,
     sources: &[IdentitySource],
@@ -54,7 +56,11 @@ pub fn fetch_connection_identity<H: Host + ?Sized>(
     if facts.mtls == Some(false) {
         return Ok(facts);
     }
-    let text = |bytes: Option<Vec<u8>>| bytes.as_deref().and_then(decode_str).map(str::to_string);
+    let text = |bytes: Option<Vec<u8>>| {
+        bytes
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
     for source in sources {
         match source {
             IdentitySource::ConnectionAttributes => {

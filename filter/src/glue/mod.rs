@@ -6,8 +6,8 @@
 //!
 //! What the glue reads, and when (each only if a compiled policy needs it, see
 //! [`crate::engine::Needs`]):
-//! - per connection (cached by `connection_id` with `cacheConnectionFacts`, which is only safe
-//!   on hosts that number connections uniquely, as Envoy does): `connection.mtls`
+//! - per connection (cached by `connection_id` unless `cacheConnectionFacts` is false: safe on
+//!   hosts that number connections uniquely, as Envoy does; see the config docs): `connection.mtls`
 //!   and `connection.uri_san_peer_certificate` (first URI SAN only), `connection.peer_certificate`,
 //!   `destination.address`, `connection.requested_server_name`;
 //! - per request: all request headers in one `proxy_get_header_map_pairs` call (pseudo-headers,
@@ -24,10 +24,23 @@
 //! DENY on `ipBlocks` therefore denies every request; `remoteIpBlocks` is the field for the
 //! client address there.
 //!
+//! Checks before any policy, each denied with its own response code details:
+//! - a header map Envoy's codecs would have refused (NUL, CR or LF in a name or value,
+//!   CVE-2019-9900; a repeated pseudo-header): `spiffe_authz_malformed_request_headers`;
+//!   header names are lower-cased, as Envoy's maps hold them, before anything reads them;
+//! - a peer that presented an identity which failed verification (an expired or doubly-named
+//!   SVID, a foreign trust domain, a malformed XFCC, several XFCC lines), in any `mtlsMode`:
+//!   `spiffe_authz_invalid_peer_identity`, counted in `spiffe_authz.invalid_peer_identity`.
+//!   Evaluating it as unauthenticated would let a DENY on its own principal miss it. Checked
+//!   whenever the identity is read (a policy on principals, namespaces or service accounts,
+//!   or STRICT): a decision that reads no identity cannot be dodged with one;
+//! - `mtlsMode` STRICT and no verified identity: `spiffe_authz_mtls_required`.
+//!
 //! Deny: the configured response (403 `RBAC: access denied` by default) with response code
 //! details `rbac_access_denied_matched_policy[<ns>/<name>]`, as Envoy's RBAC filter; TCP: the
 //! connection is closed. Counters: `spiffe_authz.rbac.{allowed,denied,shadow_allowed,
-//! shadow_denied,audited}`, `spiffe_authz.config_rejected`, and per deciding policy
+//! shadow_denied,audited}`, `spiffe_authz.config_rejected`, `spiffe_authz.invalid_peer_identity`,
+//! and per deciding policy
 //! `spiffe_authz.rbac.policy.<namespace>.<name>.{allowed,denied}` (defined on first use).
 
 pub mod facts;

@@ -29,6 +29,9 @@ pub const COUNTER_SHADOW_ALLOWED: &str = "spiffe_authz.rbac.shadow_allowed";
 pub const COUNTER_SHADOW_DENIED: &str = "spiffe_authz.rbac.shadow_denied";
 pub const COUNTER_AUDITED: &str = "spiffe_authz.rbac.audited";
 pub const COUNTER_CONFIG_REJECTED: &str = "spiffe_authz.config_rejected";
+/// Requests and connections denied because the peer presented an identity that failed
+/// verification (also counted in `spiffe_authz.rbac.denied`).
+pub const COUNTER_INVALID_PEER_IDENTITY: &str = "spiffe_authz.invalid_peer_identity";
 /// Followed by `<namespace>.<name>.allowed` / `.denied`.
 pub const COUNTER_POLICY_PREFIX: &str = "spiffe_authz.rbac.policy.";
 
@@ -42,6 +45,7 @@ pub struct Counters {
     pub shadow_denied: Option<u32>,
     pub audited: Option<u32>,
     pub config_rejected: Option<u32>,
+    pub invalid_peer_identity: Option<u32>,
 }
 
 impl Counters {
@@ -63,6 +67,7 @@ impl Counters {
             shadow_denied: define(COUNTER_SHADOW_DENIED),
             audited: define(COUNTER_AUDITED),
             config_rejected: define(COUNTER_CONFIG_REJECTED),
+            invalid_peer_identity: define(COUNTER_INVALID_PEER_IDENTITY),
         }
     }
 
@@ -90,6 +95,10 @@ pub struct Plugin {
     /// (`cacheConnectionFacts`) and worth it (it costs one host call per request, so only when
     /// it saves more than one).
     pub cache_connection_facts: bool,
+    /// The cache itself. It belongs to this configuration: facts established under another
+    /// one (other trust domains or sources) are never reused, even by a stream that started
+    /// before a configuration update.
+    pub connections: RefCell<ConnectionCache>,
     /// Per-policy counter ids, defined on a policy's first decision (not at configure: with
     /// thousands of policies most never decide anything).
     /// `[denied, allowed]`, by `namespace/name`.
@@ -171,7 +180,8 @@ pub struct ConnectionFacts {
     pub sni: Option<String>,
 }
 
-/// Connection facts by Envoy connection id (`connection_id`, unique per Envoy process).
+/// Connection facts by Envoy connection id (`connection_id`, unique per Envoy process: a
+/// process-wide counter, `ConnectionImpl::next_global_id_`, never reused while it runs).
 /// HTTP filter contexts are per stream and proxy-wasm tells a filter nothing when a connection
 /// closes, so the cache is bounded instead: when full it starts over, which costs a refetch,
 /// never a wrong answer.
@@ -212,7 +222,6 @@ impl ConnectionCache {
 pub struct Root {
     counters: Option<Counters>,
     plugin: Option<Rc<Plugin>>,
-    connections: Rc<RefCell<ConnectionCache>>,
 }
 
 impl Root {
@@ -247,7 +256,6 @@ impl Root {
                     ),
                 );
                 self.plugin = Some(Rc::new(plugin));
-                self.connections.borrow_mut().clear();
                 true
             }
             Err(errors) => {
@@ -280,15 +288,18 @@ impl Root {
     }
 
     pub fn new_http_stream(&self) -> HttpStream {
-        HttpStream::new(self.plugin.clone(), Rc::clone(&self.connections))
+        HttpStream::new(self.plugin.clone())
     }
 
     pub fn new_tcp_stream(&self) -> TcpStream {
         TcpStream::new(self.plugin.clone())
     }
 
+    /// Connections whose facts the configuration in force has cached.
     pub fn cached_connections(&self) -> usize {
-        self.connections.borrow().len()
+        self.plugin
+            .as_ref()
+            .map_or(0, |plugin| plugin.connections.borrow().len())
     }
 }
 
@@ -338,6 +349,7 @@ pub fn configure<H: Host + ?Sized>(
             identity,
             counters,
             cache_connection_facts,
+            connections: RefCell::new(ConnectionCache::default()),
             policy_counters: RefCell::new([BTreeMap::new(), BTreeMap::new()]),
         },
         warnings,

@@ -55,6 +55,7 @@ pub fn principal_for_log(peer: Option<&PeerIdentity>) -> String {
     match peer {
         Some(PeerIdentity::Verified(id)) => format!("{:?}", id.principal()),
         Some(PeerIdentity::Unauthenticated(reason)) => format!("unauthenticated({reason})"),
+        Some(PeerIdentity::Invalid(invalid)) => format!("invalid({invalid})"),
         None => "-".to_string(),
     }
 }

@@ -10,7 +10,7 @@ use crate::identity::PeerIdentity;
 
 use super::facts::decode_socket_address;
 use super::host::{Host, HostError};
-use super::http::{fetch_connection, Action};
+use super::http::{fetch_connection, Action, INVALID_PEER_NOTE};
 use super::plugin::{Counters, Plugin, LOG_PREFIX};
 use super::report::{principal_for_log, report};
 
@@ -113,6 +113,18 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
             .destination
             .map_or_else(|| "-".to_string(), |a| a.to_string())
     );
+    if matches!(connection.peer, Some(PeerIdentity::Invalid(_))) {
+        Counters::bump(host, plugin.counters.denied);
+        Counters::bump(host, plugin.counters.invalid_peer_identity);
+        plugin.log(
+            host,
+            plugin.config.denial_log_level,
+            &format!(
+                "denied connection principal={principal_text} {what} policy=none rule=- ({INVALID_PEER_NOTE})"
+            ),
+        );
+        return Ok(State::Denied);
+    }
     if plugin.config.mtls_mode == MtlsMode::Strict
         && !matches!(connection.peer, Some(PeerIdentity::Verified(_)))
     {

@@ -13,8 +13,14 @@ use super::xfcc::XfccError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerIdentity {
     Verified(SpiffeId),
-    /// No verified identity; the reason reaches the log and the decision.
+    /// The peer presented no identity (plaintext, or a certificate without a SPIFFE ID):
+    /// Istio's unauthenticated peer, which policies may still allow (`mtlsMode` PERMISSIVE).
     Unauthenticated(UnauthenticatedReason),
+    /// The peer presented an identity and it failed verification. Never evaluated as
+    /// unauthenticated: that would let an expired or doubly-named certificate dodge a DENY on
+    /// its own principal, where Istio would have refused the handshake (expired) or matched
+    /// every SAN. The glue denies such a peer before any policy runs.
+    Invalid(InvalidPeerIdentity),
 }
 
 impl PeerIdentity {
@@ -22,22 +28,30 @@ impl PeerIdentity {
     pub fn principal(&self) -> Option<&str> {
         match self {
             PeerIdentity::Verified(id) => Some(id.principal()),
-            PeerIdentity::Unauthenticated(_) => None,
+            PeerIdentity::Unauthenticated(_) | PeerIdentity::Invalid(_) => None,
         }
     }
 
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         match self {
             PeerIdentity::Verified(id) => Some(id),
-            PeerIdentity::Unauthenticated(_) => None,
+            PeerIdentity::Unauthenticated(_) | PeerIdentity::Invalid(_) => None,
         }
     }
 
-    /// Why the peer is unauthenticated; `None` for a verified peer.
+    /// Why the peer is unauthenticated; `None` for a verified or an invalid peer.
     pub fn reason(&self) -> Option<&UnauthenticatedReason> {
         match self {
-            PeerIdentity::Verified(_) => None,
             PeerIdentity::Unauthenticated(reason) => Some(reason),
+            PeerIdentity::Verified(_) | PeerIdentity::Invalid(_) => None,
+        }
+    }
+
+    /// Why the presented identity failed verification; `None` unless it did.
+    pub fn invalid(&self) -> Option<&InvalidPeerIdentity> {
+        match self {
+            PeerIdentity::Invalid(invalid) => Some(invalid),
+            PeerIdentity::Verified(_) | PeerIdentity::Unauthenticated(_) => None,
         }
     }
 }
@@ -47,28 +61,45 @@ impl fmt::Display for PeerIdentity {
         match self {
             PeerIdentity::Verified(id) => write!(f, "{id}"),
             PeerIdentity::Unauthenticated(reason) => write!(f, "unauthenticated: {reason}"),
+            PeerIdentity::Invalid(invalid) => write!(f, "invalid peer identity: {invalid}"),
         }
     }
 }
 
-/// Why a peer has no verified identity. One line, for logs and decision explanations.
+/// Why a peer presented no identity. One line, for logs and decision explanations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnauthenticatedReason {
     /// `connection.mtls` is false: the peer presented no certificate.
     #[error("plaintext connection: the peer presented no certificate (connection.mtls is false)")]
     PlaintextConnection,
-    /// No configured source had anything to offer (e.g. mTLS with a certificate that has no
-    /// URI SAN, seen through connection attributes).
+    /// No configured source had a SPIFFE ID to offer: nothing, or a certificate (or XFCC
+    /// element) without a URI SAN, which names no SPIFFE identity to verify.
     #[error("no SPIFFE ID from the configured identity sources{}", dns_note(.dns_san))]
     NoPeerIdentity { dns_san: Option<String> },
-    /// A source had data and it failed a rule: no weaker source is consulted after this.
+}
+
+/// Why a presented identity failed verification. One line, for logs and response details.
+/// A source that had data decides: no weaker source is consulted after one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPeerIdentity {
+    /// A certificate that is not a valid X.509-SVID for this mesh (expired, two URI SANs, a CA
+    /// certificate, a foreign trust domain, ...).
     #[error("{origin}: {error}")]
-    InvalidIdentity {
+    Certificate {
         origin: IdentitySource,
         error: SvidError,
     },
+    /// An `x-forwarded-client-cert` header that is malformed or whose element fails a rule.
     #[error("xfcc: {0}")]
-    InvalidXfcc(XfccError),
+    Xfcc(XfccError),
+    /// Several `x-forwarded-client-cert` header lines. Envoy keeps one value (it appends its
+    /// element to it), so another line came from the client or a broken host, and which one
+    /// Envoy appended to cannot be told.
+    #[error(
+        "xfcc: {lines} x-forwarded-client-cert header lines; Envoy sends one, so the others were \
+         written by the client or a broken host"
+    )]
+    RepeatedXfcc { lines: usize },
 }
 
 fn dns_note(dns_san: &Option<String>) -> String {
