@@ -353,3 +353,69 @@ fn push_key(path: &mut String, key: &str) {
     }
     path.push_str(key);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The paths `serde_path_to_error` used to give (its `Path` display: `.key`, `[i]`, the
+    /// unknown key itself for `deny_unknown_fields`), which users and the loader tests rely on.
+    #[test]
+    fn malformed_items_name_the_field_serde_stopped_at() {
+        let cases = [
+            (
+                "a label value must be a string (ObjectMeta.labels is map<string,string>)",
+                json!({"metadata": {"name": "a", "namespace": "ns", "labels": {"app": 1}}}),
+                "metadata.labels.app",
+                "invalid type: integer `1`, expected a string",
+            ),
+            (
+                "an unknown action is named at spec.action (Istio's Action enum)",
+                json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"action": "PERMIT"}}),
+                "spec.action",
+                "unknown variant `PERMIT`, expected one of `ALLOW`, `DENY`, `AUDIT`, `CUSTOM`",
+            ),
+            (
+                "a typo in the selector is the unknown key itself",
+                json!({"metadata": {"name": "a", "namespace": "ns"},
+                       "spec": {"selector": {"matchLabel": {}}}}),
+                "spec.selector.matchLabel",
+                "unknown field `matchLabel`, expected `matchLabels`",
+            ),
+            (
+                "a condition value deep in a rule keeps every index",
+                json!({"metadata": {"name": "a", "namespace": "ns"},
+                       "spec": {"rules": [{}, {"when": [{"key": "request.headers[x]",
+                                                        "values": ["a", false]}]}]}}),
+                "spec.rules[1].when[0].values[1]",
+                "invalid type: boolean `false`, expected a string",
+            ),
+            (
+                "targetRefs items are PolicyTargetReference objects",
+                json!({"metadata": {"name": "a", "namespace": "ns"},
+                       "spec": {"targetRefs": [{"kind": "Gateway", "nmae": "gw"}]}}),
+                "spec.targetRefs[0].nmae",
+                "unknown field `nmae`, expected one of `group`, `kind`, `name`, `namespace`",
+            ),
+        ];
+        for (behaviour, item, field, message) in cases {
+            let errors = parse_policies(&item).expect_err(behaviour);
+            assert_eq!(errors.len(), 1, "{behaviour}: {errors:?}");
+            assert_eq!(errors[0].field, field, "{behaviour}");
+            assert_eq!(
+                errors[0].problem,
+                Problem::Malformed(message.into()),
+                "{behaviour}"
+            );
+        }
+    }
+
+    /// Object metadata and unknown top-level keys (`status`, server-side fields) stay lenient.
+    #[test]
+    fn lenient_parts_do_not_fail() {
+        let item = json!({"metadata": {"name": "a", "namespace": "ns", "uid": "x"},
+                          "status": {"anything": 1.5}, "extra": true});
+        assert!(parse_policies(&item).is_ok());
+    }
+}
