@@ -146,7 +146,7 @@ fn denials_answer_like_envoy_rbac_and_name_the_policy() {
 }
 
 #[test]
-fn ip_blocks_are_not_fooled_by_x_forwarded_for() {
+fn ip_blocks_fail_closed_behind_x_forwarded_for_and_remote_ip_blocks_is_the_field_for_it() {
     // Istio sidecar inbound HCM: use_remote_address false, so Envoy's source.address is the
     // rightmost XFF address (port 0); ipBlocks is about the direct peer, which an HTTP filter
     // then cannot see (envoy-properties.md §2). The XFF value must never stand in for it: the
@@ -183,6 +183,69 @@ fn ip_blocks_are_not_fooled_by_x_forwarded_for() {
         )
         .unwrap();
     assert!(!out.allowed());
+
+    // Behind a proxy the client is the XFF address: Istio's remoteIpBlocks matches it (the
+    // AuthorizationPolicy reference: "remoteIpBlocks ... from X-Forwarded-For"), so a DENY
+    // there denies the quarantined client only.
+    let remote = r#"{"workload": {"namespace": "demo"}, "policies": [
+        {"metadata": {"name": "deny-quarantined-clients", "namespace": "istio-system"},
+         "spec": {"action": "DENY", "rules": [{"from": [{"source": {"remoteIpBlocks": ["203.0.113.0/24"]}}]}]}}]}"#;
+    let mut p = plugin(remote);
+    let cases = [
+        (
+            "203.0.113.9",
+            Some("rbac_access_denied_matched_policy[istio-system/deny-quarantined-clients]"),
+        ),
+        ("198.51.100.7", None),
+    ];
+    for (xff, want) in cases {
+        assert_eq!(
+            details(&with_xff(&mut p, xff)),
+            want,
+            "x-forwarded-for {xff}"
+        );
+    }
+}
+
+#[test]
+fn a_peer_whose_identity_fails_verification_is_denied_before_policies() {
+    // A foreign trust domain: Istio would refuse the handshake; evaluated as unauthenticated
+    // it could dodge a DENY on its principal.
+    let mut p = plugin(DEMO);
+    let out = p
+        .http_request(
+            from("spiffe://evil.example/ns/demo/sa/frontend"),
+            get("/api/orders"),
+        )
+        .unwrap();
+    assert_eq!(details(&out), Some("spiffe_authz_invalid_peer_identity"));
+    assert_eq!(out.local_response.as_ref().map(|r| r.status), Some(403));
+    assert!(
+        out.logs.iter().any(|l| l
+            .message
+            .starts_with("spiffe-authz: denied principal=invalid(")
+            && l.message.contains("evil.example")),
+        "{:?}",
+        out.logs
+    );
+    assert_eq!(p.counter("spiffe_authz.invalid_peer_identity"), Some(1));
+    assert_eq!(p.counter("spiffe_authz.rbac.denied"), Some(1));
+}
+
+#[test]
+fn a_header_value_with_a_nul_is_denied_as_malformed() {
+    // CVE-2019-9900: Envoy's codecs reject it; only a broken host hands it over.
+    let mut p = plugin(DEMO);
+    let out = p
+        .http_request(
+            from(FRONTEND),
+            get("/api/orders").header("x-change-ticket", "CHG-1\0"),
+        )
+        .unwrap();
+    assert_eq!(
+        details(&out),
+        Some("spiffe_authz_malformed_request_headers")
+    );
 }
 
 #[test]
@@ -253,11 +316,8 @@ fn tcp_connections_are_decided_at_first_data_and_closed_on_deny() {
 
 #[test]
 fn with_the_cache_per_connection_facts_cost_host_calls_once() {
-    // Only with cacheConnectionFacts (safe on Envoy, whose connection ids are unique).
-    let mut p = plugin(&DEMO.replace(
-        "\"decisionHeader\"",
-        "\"cacheConnectionFacts\": true, \"decisionHeader\"",
-    ));
+    // On by default (safe on Envoy and host-sim, whose connection ids are unique).
+    let mut p = plugin(DEMO);
     let first = p.http_request(from(FRONTEND).id(7), get("/api/a")).unwrap();
     let second = p.http_request(from(FRONTEND).id(7), get("/api/b")).unwrap();
     assert!(first.allowed() && second.allowed());
@@ -267,4 +327,9 @@ fn with_the_cache_per_connection_facts_cost_host_calls_once() {
         first.hostcalls,
         second.hostcalls
     );
+    // Another connection is another peer, even right after a cached one.
+    let other = p
+        .http_request(Connection::plaintext().id(next_id()), get("/api/c"))
+        .unwrap();
+    assert!(!other.allowed());
 }
