@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))] // writes PKI files; host-sim wasi-run gives wasm tests no file system
 //! host-sim's demo PKI (`host-sim/src/certs.rs`, compiled into this test because the filter
 //! cannot depend on host-sim) checked by the filter's own X.509-SVID rules: every workload
 //! certificate verifies as its SPIFFE ID, every deliberately bad leaf fails with the rule it

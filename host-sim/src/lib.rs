@@ -58,3 +58,4 @@ pub mod oci;
 pub mod policy_files;
 pub mod render;
 pub mod tools_cli;
+pub mod wasi_run;

@@ -29,6 +29,9 @@ enum Command {
     Run(RunArgs),
     /// Requests per second and ns per request of a module vs the pass-through floor.
     Bench(BenchArgs),
+    /// Run a WASI command module (`_start`), e.g. a test binary built for wasm32-wasip1; exits
+    /// with its exit code. Usable as CARGO_TARGET_WASM32_WASIP1_RUNNER.
+    WasiRun(WasiRunArgs),
     #[command(flatten)]
     Tool(ToolCommand),
 }
@@ -105,6 +108,15 @@ struct RunArgs {
     /// Requests, one JSON object per line (default: standard input).
     #[arg(long)]
     requests: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct WasiRunArgs {
+    /// The command module (.wasm, or .wat).
+    file: PathBuf,
+    /// Arguments after argv[0] (the file), passed as they are: `-` options too.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -304,11 +316,27 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Exits the process with the module's exit code (a trap: printed, then 134 like SIGABRT).
+fn wasi_run(args: WasiRunArgs) -> Result<()> {
+    let exit = host_sim::wasi_run::WasiCommand::from_file(&args.file)?
+        .args(args.args)
+        .passed_environment()
+        .run()?;
+    if let host_sim::wasi_run::Exit::Trap(message) = &exit {
+        eprintln!(
+            "host-sim wasi-run: {}: trapped: {message}",
+            args.file.display()
+        );
+    }
+    std::process::exit(exit.code());
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Bench(args) => bench_cmd(args),
+        Command::WasiRun(args) => wasi_run(args),
         Command::Tool(tool) => run_tool(tool),
     };
     if let Err(e) = result {

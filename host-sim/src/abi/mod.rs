@@ -14,7 +14,7 @@ mod metrics;
 mod properties;
 mod shared;
 mod stream;
-mod wasi;
+pub(crate) mod wasi;
 
 /// `proxy_status_t` (`proxy_wasm_common.h` WasmResult).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

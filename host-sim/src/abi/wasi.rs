@@ -7,13 +7,14 @@ use super::{enter, read, write, write_u32, write_u64, Cx, Fail, HostResult};
 use crate::effects::LogLevel;
 use crate::state::HostState;
 
-const SUCCESS: i32 = 0;
-const BADF: i32 = 8;
-const INVAL: i32 = 28;
-const NOENT: i32 = 44;
-const NOSYS: i32 = 52;
-const NOTSUP: i32 = 58;
-const FAULT: i32 = 21;
+// WASI preview1 errno values, shared with `wasi_run` (a command module's host).
+pub(crate) const SUCCESS: i32 = 0;
+pub(crate) const BADF: i32 = 8;
+pub(crate) const INVAL: i32 = 28;
+pub(crate) const NOENT: i32 = 44;
+pub(crate) const NOSYS: i32 = 52;
+pub(crate) const NOTSUP: i32 = 58;
+pub(crate) const FAULT: i32 = 21;
 
 /// cpp-host caps `random_get` at 64 KiB.
 const RANDOM_GET_MAX: usize = 64 * 1024;
@@ -131,7 +132,14 @@ pub(super) fn link(linker: &mut Linker<HostState>, module: &str) -> wasmtime::Re
         },
     )?;
     for (name, params, result) in STUBS {
-        stub(linker, module, name, params, *result)?;
+        stub(
+            linker,
+            module,
+            name,
+            params,
+            *result,
+            |c: &mut Cx<'_>, name| enter(c, name, true).map_err(trap),
+        )?;
     }
     Ok(())
 }
@@ -179,7 +187,7 @@ fn fd_write(c: &mut Cx<'_>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) ->
 
 /// The rest of preview1: linkable, never useful (no files, no sockets), as in Envoy.
 /// Params: `i` = i32, `I` = i64; every function returns an errno.
-const STUBS: &[(&str, &str, i32)] = &[
+pub(crate) const STUBS: &[(&str, &str, i32)] = &[
     ("fd_read", "iiii", NOSYS),
     ("fd_seek", "iIii", BADF),
     ("fd_close", "i", SUCCESS),
@@ -216,20 +224,22 @@ const STUBS: &[(&str, &str, i32)] = &[
     ("sock_shutdown", "ii", NOTSUP),
 ];
 
-fn stub(
-    linker: &mut Linker<HostState>,
+/// Links one fixed-errno stub; `on_call` is the embedder's bookkeeping (or refusal) per call.
+pub(crate) fn stub<T: 'static>(
+    linker: &mut Linker<T>,
     module: &str,
     name: &'static str,
     params: &str,
     result: i32,
+    on_call: fn(&mut wasmtime::Caller<'_, T>, &'static str) -> wasmtime::Result<()>,
 ) -> wasmtime::Result<()> {
     let params: Vec<ValType> = params
         .chars()
         .map(|p| if p == 'I' { ValType::I64 } else { ValType::I32 })
         .collect();
     let ty = FuncType::new(linker.engine(), params, [ValType::I32]);
-    linker.func_new(module, name, ty, move |mut c: Cx<'_>, _args, results| {
-        enter(&mut c, name, true).map_err(trap)?;
+    linker.func_new(module, name, ty, move |mut c, _args, results| {
+        on_call(&mut c, name)?;
         if let Some(slot) = results.first_mut() {
             *slot = Val::I32(result);
         }
