@@ -9,6 +9,9 @@ cargo build -p spiffe-authz --target wasm32-wasip1 --profile wasm-release
 # The fixtures are their own cargo workspace; their output path is fixed so tests find them.
 (cd tests/fixtures && cargo build --release --target wasm32-wasip1 --target-dir target)
 cargo test --workspace --no-fail-fast
+# The filter's own tests again, compiled to wasm32-wasip1 (32-bit, WASI, panic=abort: what
+# Envoy loads) and run by host-sim wasi-run as cargo's runner.
+bash tests/wasm-unit-tests.sh
 # The OCI packaging against a real registry on loopback (installs docker-registry and skopeo
 # from Debian's packages when missing; skips with a message only if that is impossible).
 bash tests/oci-registry.sh
