@@ -56,7 +56,7 @@ fn keys_istio_accepts() {
             "experimental.envoy.filters.network.mysql_proxy[db.table]",
             K::ExperimentalEnvoyFilter {
                 filter: s("envoy.filters.network.mysql_proxy"),
-                path: vec![s("db.table")],
+                key: s("db.table"),
             },
             false,
         ),
@@ -64,7 +64,17 @@ fn keys_istio_accepts() {
             "experimental.envoy.filters.a.b[c]",
             K::ExperimentalEnvoyFilter {
                 filter: s("envoy.filters.a.b"),
-                path: vec![s("c")],
+                key: s("c"),
+            },
+            false,
+        ),
+        // Istio envoyFilterGenerator: split at the first `[`, trailing `]` dropped, so the
+        // brackets inside stay part of one metadata key.
+        (
+            "experimental.envoy.filters.a.b[c][d]",
+            K::ExperimentalEnvoyFilter {
+                filter: s("envoy.filters.a.b"),
+                key: s("c][d"),
             },
             false,
         ),
@@ -94,6 +104,9 @@ fn keys_rejected() {
         ("request.auth.claims[a][]", E::BadBrackets),
         ("experimental.envoy.filters.a.b", E::BadBrackets),
         ("experimental.envoy.filters.[c]", E::BadBrackets),
+        // validateMapKey: a key between the brackets, and the key ends with `]`.
+        ("experimental.envoy.filters.a.b[]", E::BadBrackets),
+        ("experimental.envoy.filters.a.b[c]d", E::BadBrackets),
         ("request.experimental.inline.headers[x]", E::Unsupported),
         ("destination.namespace", E::ReplacedByNamespace),
         ("destination.labels[version]", E::ReplacedBySelector),

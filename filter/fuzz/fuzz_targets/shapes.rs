@@ -385,6 +385,7 @@ impl RequestFacts {
                 presenter: a.presenter.as_deref(),
                 claims: a.claims.as_ref(),
             }),
+            filter_metadata: &[],
         };
         engine.decide(&request)
     }

@@ -56,6 +56,43 @@ pub struct Request<'a> {
     pub http: Option<HttpRequest<'a>>,
     /// Result of request (JWT) authentication; `None` when there was none.
     pub request_auth: Option<RequestAuth<'a>>,
+    /// The dynamic metadata values `experimental.envoy.filters.<filter>[<key>]` conditions
+    /// read ([`Needs::filter_metadata`]). A pair missing here is unknown (the host could not
+    /// tell) and fails closed like an unknown address: a field on it counts as matched in
+    /// DENY and AUDIT rules and as not matched in ALLOW rules.
+    pub filter_metadata: &'a [FilterMetadata<'a>],
+}
+
+/// One value of Envoy dynamic metadata: `filter_metadata[filter].fields[key]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterMetadata<'a> {
+    /// The metadata namespace, e.g. `envoy.filters.network.mysql_proxy`.
+    pub filter: &'a str,
+    pub key: &'a str,
+    pub value: MetadataValue<'a>,
+}
+
+/// A `google.protobuf.Value` as far as Istio's generated matchers can see it: they only ever
+/// compare strings, and list elements that are strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataValue<'a> {
+    /// No such namespace or key. Envoy's matcher then sees an unset value, which no string
+    /// or list matcher matches (so only `notValues` can hold).
+    Absent,
+    String(&'a str),
+    /// A list, by its string elements: other elements can never match a string matcher, so
+    /// leaving them out changes no outcome.
+    List(&'a [&'a str]),
+    /// A number, bool, null or struct: no matcher Istio generates matches it.
+    Other,
+}
+
+/// A dynamic metadata value some compiled policy reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MetadataKey {
+    /// The metadata namespace (Istio's filter name, without `experimental.`).
+    pub filter: String,
+    pub key: String,
 }
 
 /// HTTP facts of one request.
@@ -90,7 +127,7 @@ pub struct RequestAuth<'a> {
 }
 
 /// Which request facts any compiled policy reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
     pub principal: bool,
     pub direct_remote_ip: bool,
@@ -100,6 +137,8 @@ pub struct Needs {
     pub sni: bool,
     pub headers: bool,
     pub request_auth: bool,
+    /// `experimental.envoy.filters.*` values, sorted, each once.
+    pub filter_metadata: Vec<MetadataKey>,
 }
 
 /// The outcome of [`Engine::decide`].
@@ -224,7 +263,7 @@ impl Engine {
 
     /// Which request facts the compiled policies read.
     pub fn needs(&self) -> Needs {
-        self.compiled.needs
+        self.compiled.needs.clone()
     }
 
     /// Decides one request or connection (`request.http == None`). Does not allocate.

@@ -6,13 +6,13 @@
 
 use crate::policy::{Action, AuthorizationPolicy, Rule, ValidationError};
 
-use super::api::{EngineConfig, Needs, PolicyName, Warning};
+use super::api::{EngineConfig, MetadataKey, Needs, PolicyName, Warning};
 use super::condition::{
     condition_constraint, operation_constraints, source_constraints, PolicyCtx, Side,
 };
 use super::index::RuleSet;
 use super::principal::{TrustDomainBundle, CLUSTER_LOCAL};
-use super::rule::{CompiledRule, Constraint, UnknownAddress};
+use super::rule::{CompiledRule, Constraint, UnknownFact};
 use super::scope::{is_dry_run, scope, Scope};
 
 /// A configure-time error from the engine, in the validation layer's one-line format.
@@ -156,9 +156,9 @@ pub(crate) fn compile(
         };
         // Fail closed on an address the host could not tell: DENY / AUDIT fire, ALLOW
         // does not (dry-run rules by their own action).
-        let unknown_address = match action {
-            Action::Allow => UnknownAddress::DoesNotMatch,
-            Action::Deny | Action::Audit | Action::Custom => UnknownAddress::Matches,
+        let unknown_fact = match action {
+            Action::Allow => UnknownFact::DoesNotMatch,
+            Action::Deny | Action::Audit | Action::Custom => UnknownFact::Matches,
         };
         match group {
             Group::Allow => out.has_allow = true,
@@ -204,7 +204,7 @@ pub(crate) fn compile(
                 rule: i,
                 principals,
                 permissions,
-                unknown_address,
+                unknown_fact,
             };
             http.push((
                 name.clone(),
@@ -358,8 +358,14 @@ fn needs(c: &Compiled) -> Needs {
             | Constraint::Audience(_)
             | Constraint::Presenter(_)
             | Constraint::Claim { .. } => n.request_auth = true,
+            Constraint::FilterMetadata { filter, key, .. } => n.filter_metadata.push(MetadataKey {
+                filter: filter.to_string(),
+                key: key.to_string(),
+            }),
             Constraint::Host(_) | Constraint::Method(_) | Constraint::Path(_) => {}
         }
     }
+    n.filter_metadata.sort_unstable();
+    n.filter_metadata.dedup();
     n
 }

@@ -8,6 +8,7 @@ use crate::policy::{Condition, ConditionKey, Operation, Source, ValidationError}
 
 use super::compile::engine_error;
 use super::ip::Cidr;
+use super::metadata::MetadataMatch;
 use super::operation::{parse_port, PathMatch};
 use super::principal::{
     principal_matcher, service_account_matcher, NamespaceMatch, TrustDomainBundle,
@@ -322,17 +323,16 @@ pub(crate) fn condition_constraint(
         ConditionKey::RequestAuthPresenter => {
             (Side::Principal, Constraint::Presenter(strings(errors)))
         }
-        ConditionKey::ExperimentalEnvoyFilter { .. } => {
-            errors.push(engine_error(
-                ctx.key,
-                format!("{path}.key"),
-                Some(&c.key),
-                "experimental.envoy.filters.* reads Envoy dynamic metadata, which spiffe-authz \
-                 cannot see; refusing the policy rather than guessing"
-                    .to_owned(),
-            ));
-            return None;
-        }
+        ConditionKey::ExperimentalEnvoyFilter { filter, key } => (
+            Side::Permission,
+            Constraint::FilterMetadata {
+                filter: filter.into(),
+                key: key.into(),
+                field: field(ctx, path, names, vs, nvs, errors, |v| {
+                    Ok(MetadataMatch::parse(v))
+                }),
+            },
+        ),
     };
     Some(made)
 }

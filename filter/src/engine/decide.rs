@@ -50,6 +50,7 @@ pub(crate) fn decide(c: &Compiled, req: &Request<'_>) -> Decision {
         sni: req.sni,
         http,
         auth: req.request_auth,
+        filter_metadata: req.filter_metadata,
     };
     let groups = if facts.http.is_some() {
         &c.http

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use super::ip::{push_sorted, CidrIndex};
 use super::operation::{PathMatch, TemplateTok};
 use super::principal::{namespace_candidates, NamespaceMatch};
-use super::rule::{CompiledRule, Constraint, Facts, UnknownAddress};
+use super::rule::{CompiledRule, Constraint, Facts, UnknownFact};
 use super::string_match::{HeaderValues, StringMatch};
 
 /// Strings indexed by exact value, or by prefix / suffix with one hash lookup per distinct
@@ -78,7 +78,7 @@ struct Index {
     direct_ip: CidrIndex,
     remote_ip: CidrIndex,
     /// Every rule anchored in `direct_ip` / `remote_ip`: with the address unknown, DENY
-    /// and AUDIT rules on it match (`UnknownAddress::Matches`), so they must still be
+    /// and AUDIT rules on it match (`UnknownFact::Matches`), so they must still be
     /// visited. ALLOW rules anchored there cannot match then (every `from` entry needs the
     /// address), so an ALLOW set skips them instead of scanning.
     direct_ip_rules: Vec<u32>,
@@ -96,7 +96,7 @@ pub(crate) struct RuleSet {
     rules: Vec<CompiledRule>,
     index: Index,
     /// Some rule counts a field on an unknown address as matched (DENY / AUDIT sets).
-    unknown_address_matches: bool,
+    unknown_fact_matches: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +148,11 @@ impl RuleSet {
             let id = u32::try_from(id).unwrap_or(u32::MAX);
             anchor(&mut index, rule, id);
         }
-        let unknown_address_matches = rules
-            .iter()
-            .any(|r| r.unknown_address == UnknownAddress::Matches);
+        let unknown_fact_matches = rules.iter().any(|r| r.unknown_fact == UnknownFact::Matches);
         RuleSet {
             rules,
             index,
-            unknown_address_matches,
+            unknown_fact_matches,
         }
     }
 
@@ -189,12 +187,12 @@ impl RuleSet {
         }
         match f.direct_remote_ip {
             Some(ip) => ix.direct_ip.for_each_candidate(ip, &mut visit),
-            None if self.unknown_address_matches => visit(&ix.direct_ip_rules),
+            None if self.unknown_fact_matches => visit(&ix.direct_ip_rules),
             None => {}
         }
         match f.remote_ip {
             Some(ip) => ix.remote_ip.for_each_candidate(ip, &mut visit),
-            None if self.unknown_address_matches => visit(&ix.remote_ip_rules),
+            None if self.unknown_fact_matches => visit(&ix.remote_ip_rules),
             None => {}
         }
         if let Some(h) = &f.http {

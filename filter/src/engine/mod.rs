@@ -55,6 +55,7 @@ mod explain;
 mod glob;
 mod index;
 mod ip;
+mod metadata;
 mod operation;
 mod principal;
 mod rule;

@@ -9,9 +9,10 @@
 
 use std::net::IpAddr;
 
-use super::api::RequestAuth;
+use super::api::{FilterMetadata, RequestAuth};
 use super::glob::Glob;
 use super::ip::Cidr;
+use super::metadata::MetadataMatch;
 use super::operation::PathMatch;
 use super::principal::{trust_domain_of, uri_glob_matches, NamespaceMatch};
 use super::string_match::{HeaderValues, StringMatch};
@@ -151,6 +152,12 @@ pub(crate) enum Constraint {
         path: Vec<Box<str>>,
         field: Field<StringMatch>,
     },
+    /// `experimental.envoy.filters.<filter>[<key>]`: Envoy dynamic metadata.
+    FilterMetadata {
+        filter: Box<str>,
+        key: Box<str>,
+        field: Field<MetadataMatch>,
+    },
 }
 
 /// The request facts constraints read, prepared once per decision.
@@ -164,6 +171,7 @@ pub(crate) struct Facts<'a> {
     pub(crate) sni: Option<&'a str>,
     pub(crate) http: Option<HttpFacts<'a>>,
     pub(crate) auth: Option<RequestAuth<'a>>,
+    pub(crate) filter_metadata: &'a [FilterMetadata<'a>],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,12 +185,13 @@ pub(crate) struct HttpFacts<'a> {
     pub(crate) headers: &'a [(&'a str, &'a str)],
 }
 
-/// What a field reading an address or port the host could not tell (`None` in
-/// [`super::Request`]) counts as. Istio widens DENY and narrows ALLOW when it drops what a
-/// filter cannot evaluate (`builder.go`: HTTP-only fields on TCP); an unknown address gets
-/// the same treatment, so it can never slip a request past a DENY or into an ALLOW.
+/// What a field reading an address, port or metadata value the host could not tell (`None`
+/// in [`super::Request`], or a metadata pair missing from it) counts as. Istio widens DENY
+/// and narrows ALLOW when it drops what a filter cannot evaluate (`builder.go`: HTTP-only
+/// fields on TCP); an unknown fact gets the same treatment, so it can never slip a request
+/// past a DENY or into an ALLOW.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UnknownAddress {
+pub(crate) enum UnknownFact {
     /// DENY and AUDIT rules (enforced or dry-run): the whole field matches, values and
     /// notValues alike.
     Matches,
@@ -190,7 +199,7 @@ pub(crate) enum UnknownAddress {
     DoesNotMatch,
 }
 
-impl UnknownAddress {
+impl UnknownFact {
     fn field<T: Copy, M>(
         self,
         fact: Option<T>,
@@ -199,13 +208,13 @@ impl UnknownAddress {
     ) -> bool {
         match fact {
             Some(fact) => field.eval(|m| hit(m, fact)),
-            None => self == UnknownAddress::Matches,
+            None => self == UnknownFact::Matches,
         }
     }
 }
 
 impl Constraint {
-    pub(crate) fn matches(&self, f: &Facts<'_>, unknown: UnknownAddress) -> bool {
+    pub(crate) fn matches(&self, f: &Facts<'_>, unknown: UnknownFact) -> bool {
         match self {
             Constraint::Principal(field) => field.eval(|m| m.matches(f.principal)),
             Constraint::Namespace(field) => {
@@ -258,6 +267,14 @@ impl Constraint {
                     .and_then(|a| a.claims)
                     .is_some_and(|claims| claim_matches(claims, path, m))
             }),
+            Constraint::FilterMetadata { filter, key, field } => {
+                let value = f
+                    .filter_metadata
+                    .iter()
+                    .find(|m| m.filter == &**filter && m.key == &**key)
+                    .map(|m| m.value);
+                unknown.field(value, field, |m, v| m.matches(v))
+            }
         }
     }
 
@@ -297,6 +314,7 @@ impl Constraint {
             Constraint::Audience(_) => "request.auth.audiences",
             Constraint::Presenter(_) => "request.auth.presenter",
             Constraint::Claim { .. } => "request.auth.claims",
+            Constraint::FilterMetadata { .. } => "experimental.envoy.filters",
         }
     }
 }
@@ -349,12 +367,12 @@ pub(crate) struct CompiledRule {
     /// `to` entries, OR'ed; never empty.
     pub(crate) permissions: Vec<Vec<Constraint>>,
     /// From the rule's action: how fields on an unknown address count.
-    pub(crate) unknown_address: UnknownAddress,
+    pub(crate) unknown_fact: UnknownFact,
 }
 
 impl CompiledRule {
     pub(crate) fn matches(&self, f: &Facts<'_>) -> bool {
-        let all = |cs: &Vec<Constraint>| cs.iter().all(|c| c.matches(f, self.unknown_address));
+        let all = |cs: &Vec<Constraint>| cs.iter().all(|c| c.matches(f, self.unknown_fact));
         self.permissions.iter().any(all) && self.principals.iter().any(all)
     }
 

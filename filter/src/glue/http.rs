@@ -232,6 +232,7 @@ impl HttpStream {
                     presenter: a.presenter.as_deref(),
                     claims: a.claims.as_ref(),
                 }),
+                filter_metadata: &[],
             };
             Outcome::Decided(plugin.engine.decide(&request))
         };

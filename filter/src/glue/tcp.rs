@@ -147,6 +147,7 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
         sni: connection.sni.as_deref(),
         http: None,
         request_auth: None,
+        filter_metadata: &[],
     };
     let decision = plugin.engine.decide(&request);
     report(plugin, host, &decision, &principal_text, &what);

@@ -40,8 +40,10 @@ pub enum ConditionKey {
     ConnectionSni,
     /// `experimental.envoy.filters.<filter>[<key>]`: dynamic metadata another filter wrote,
     /// e.g. `experimental.envoy.filters.network.mysql_proxy[db.table]` gives
-    /// `filter: "envoy.filters.network.mysql_proxy"`, `path: ["db.table"]`.
-    ExperimentalEnvoyFilter { filter: String, path: Vec<String> },
+    /// `filter: "envoy.filters.network.mysql_proxy"`, `key: "db.table"`. Istio's
+    /// `envoyFilterGenerator` cuts at the first `[` and drops the final `]`, so `key` is one
+    /// metadata key, never a path: `...a[b][c]` reads the key `b][c`.
+    ExperimentalEnvoyFilter { filter: String, key: String },
 }
 
 /// Why a condition key is not accepted. The key itself is reported beside the error.
@@ -109,19 +111,26 @@ impl ConditionKey {
             return nested_brackets(rest).map(ConditionKey::RequestAuthClaims);
         }
         if let Some(rest) = key.strip_prefix(EXPERIMENTAL_ENVOY_FILTERS) {
+            // Istio's validateMapKey: ends with `]`, something between the first `[` and it.
+            // An empty filter name (`experimental.envoy.filters.[c]`) passes Istio but names
+            // no filter that could ever write metadata; rejecting it is the strict reading.
             let open = rest.find('[').ok_or(ConditionKeyError::BadBrackets)?;
             let (filter, brackets) = rest.split_at(open);
+            let metadata_key = brackets
+                .get(1..)
+                .and_then(|b| b.strip_suffix(']'))
+                .filter(|k| !k.is_empty())
+                .ok_or(ConditionKeyError::BadBrackets)?;
             if filter.is_empty() {
                 return Err(ConditionKeyError::BadBrackets);
             }
-            let path = nested_brackets(brackets)?;
-            // Istio's builder names the filter without the `experimental.` prefix.
+            // Istio's generator names the filter without the `experimental.` prefix.
             let filter = key
                 .get(EXPERIMENTAL.len()..EXPERIMENTAL_ENVOY_FILTERS.len() + filter.len())
                 .ok_or(ConditionKeyError::BadBrackets)?;
             return Ok(ConditionKey::ExperimentalEnvoyFilter {
                 filter: filter.to_owned(),
-                path,
+                key: metadata_key.to_owned(),
             });
         }
         if key.starts_with(DESTINATION_LABELS) {
@@ -218,9 +227,8 @@ impl fmt::Display for ConditionKey {
             ConditionKey::DestinationIp => f.write_str("destination.ip"),
             ConditionKey::DestinationPort => f.write_str("destination.port"),
             ConditionKey::ConnectionSni => f.write_str("connection.sni"),
-            ConditionKey::ExperimentalEnvoyFilter { filter, path } => {
-                write!(f, "{EXPERIMENTAL}{filter}")?;
-                path.iter().try_for_each(|p| write!(f, "[{p}]"))
+            ConditionKey::ExperimentalEnvoyFilter { filter, key } => {
+                write!(f, "{EXPERIMENTAL}{filter}[{key}]")
             }
         }
     }

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 use spiffe_authz::engine::{
-    Decision, Engine, EngineConfig, HttpRequest, Request, RequestAuth, Warning, Workload,
+    Decision, Engine, EngineConfig, FilterMetadata, HttpRequest, MetadataValue, Request,
+    RequestAuth, Warning, Workload,
 };
 use spiffe_authz::normalize::PathNormalization;
 use spiffe_authz::policy::AuthorizationPolicy;
@@ -90,6 +91,17 @@ pub struct Req {
     pub host: String,
     pub headers: Vec<(String, String)>,
     pub auth: Option<Auth>,
+    /// Dynamic metadata `(filter, key, value)` the host told; pairs not listed are unknown.
+    pub metadata: Vec<(String, String, Meta)>,
+}
+
+/// An owned [`MetadataValue`].
+#[derive(Debug, Clone)]
+pub enum Meta {
+    Absent,
+    Str(String),
+    List(Vec<String>),
+    Other,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +127,7 @@ pub fn req() -> Req {
         host: "httpbin.foo".into(),
         headers: Vec::new(),
         auth: None,
+        metadata: Vec::new(),
     }
 }
 
@@ -163,6 +176,11 @@ impl Req {
         self.sni = Some(s.into());
         self
     }
+    /// The host reports `value` for `filter_metadata[filter][key]`.
+    pub fn metadata(mut self, filter: &str, key: &str, value: Meta) -> Self {
+        self.metadata.push((filter.into(), key.into(), value));
+        self
+    }
     pub fn jwt(mut self, principal: &str, claims: Value) -> Self {
         let audiences = match claims.get("aud") {
             Some(Value::String(s)) => vec![s.clone()],
@@ -196,6 +214,29 @@ impl Req {
             .as_ref()
             .map(|a| a.audiences.iter().map(String::as_str).collect())
             .unwrap_or_default();
+        let lists: Vec<Vec<&str>> = self
+            .metadata
+            .iter()
+            .map(|(_, _, v)| match v {
+                Meta::List(items) => items.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let filter_metadata: Vec<FilterMetadata<'_>> = self
+            .metadata
+            .iter()
+            .zip(&lists)
+            .map(|((filter, key, v), list)| FilterMetadata {
+                filter,
+                key,
+                value: match v {
+                    Meta::Absent => MetadataValue::Absent,
+                    Meta::Str(s) => MetadataValue::String(s),
+                    Meta::List(_) => MetadataValue::List(list),
+                    Meta::Other => MetadataValue::Other,
+                },
+            })
+            .collect();
         let request = Request {
             principal: self.principal.as_deref(),
             direct_remote_ip: self.direct_remote_ip,
@@ -215,6 +256,7 @@ impl Req {
                 presenter: a.presenter.as_deref(),
                 claims: a.claims.as_ref(),
             }),
+            filter_metadata: &filter_metadata,
         };
         engine.decide(&request)
     }
