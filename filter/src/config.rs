@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use crate::engine::Workload;
 use crate::identity::{IdentitySettings, IdentitySource, TrustDomain};
 use crate::normalize::PathNormalization;
-use crate::policy::{parse_policies, AuthorizationPolicy};
+use crate::policy::json::{self, missing_field, Json, ReadError, UnknownFields};
+use crate::policy::{parse_policies_json, AuthorizationPolicy};
 
 /// One problem with the plugin configuration, naming the field: `denyResponse.status: 99: ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,15 +105,6 @@ impl Default for DenyResponse {
             headers: BTreeMap::new(),
         }
     }
-}
-
-/// `workload`: the namespace and labels that policy selectors match against.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WorkloadConfig {
-    namespace: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
 }
 
 /// The validated plugin configuration.
@@ -225,13 +216,13 @@ impl PluginConfig {
                 "the plugin configuration is empty; it needs at least \"policies\" ([] allows every request)",
             )]);
         }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let value = json::parse(bytes).map_err(|e| {
             vec![ConfigError::new(
                 "(configuration)",
                 format!("not valid JSON: {e}"),
             )]
         })?;
-        let Value::Object(object) = value else {
+        let Json::Object(object) = value else {
             return Err(vec![ConfigError::new(
                 "(configuration)",
                 format!("must be a JSON object, got {}", kind_of(&value)),
@@ -240,26 +231,47 @@ impl PluginConfig {
         Self::from_object(object)
     }
 
-    fn from_object(mut object: Map<String, Value>) -> Result<PluginConfig, Vec<ConfigError>> {
+    /// `object` is sorted by key (see [`Json::Object`]), so unknown fields are reported in
+    /// that order, as before.
+    fn from_object(object: Vec<(String, Json)>) -> Result<PluginConfig, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut config = PluginConfig::default();
+        let object = Json::Object(object);
 
-        for key in object.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                errors.push(ConfigError::new(
-                    key.clone(),
-                    format!("unknown field, expected one of {}", FIELDS.join(", ")),
-                ));
+        if let Json::Object(entries) = &object {
+            for (key, _) in entries {
+                if !FIELDS.contains(&key.as_str()) {
+                    errors.push(ConfigError::new(
+                        key.clone(),
+                        format!("unknown field, expected one of {}", FIELDS.join(", ")),
+                    ));
+                }
             }
         }
+        // A JSON `null` counts as absent (proto3 JSON of a Struct may carry it); a wrong
+        // shape becomes an error naming the top-level field.
+        let take = |key: &str| match object.get(key) {
+            None | Some(Json::Null) => None,
+            Some(value) => Some((key.to_string(), value)),
+        };
+        fn read<T>(
+            field: Option<(String, &Json)>,
+            read: impl Fn(&Json) -> Result<T, ReadError>,
+            errors: &mut Vec<ConfigError>,
+        ) -> Option<T> {
+            let (key, value) = field?;
+            read(value)
+                .map_err(|e| errors.push(ConfigError::new(key, e.message)))
+                .ok()
+        }
 
-        if let Some(v) = take::<String>(&mut object, "trustDomain", &mut errors) {
+        if let Some(v) = read(take("trustDomain"), Json::read_string, &mut errors) {
             match TrustDomain::new(&v) {
                 Ok(_) => config.trust_domain = v,
                 Err(e) => errors.push(ConfigError::new("trustDomain", format!("{v:?}: {e}"))),
             }
         }
-        if let Some(v) = take::<Vec<String>>(&mut object, "trustDomainAliases", &mut errors) {
+        if let Some(v) = read(take("trustDomainAliases"), Json::read_strings, &mut errors) {
             for (i, alias) in v.iter().enumerate() {
                 if let Err(e) = TrustDomain::new(alias) {
                     errors.push(ConfigError::new(
@@ -270,22 +282,19 @@ impl PluginConfig {
             }
             config.trust_domain_aliases = v;
         }
-        if let Some(v) = take::<String>(&mut object, "rootNamespace", &mut errors) {
+        if let Some(v) = read(take("rootNamespace"), Json::read_string, &mut errors) {
             if v.is_empty() {
                 errors.push(ConfigError::new("rootNamespace", "must not be empty"));
             }
             config.root_namespace = v;
         }
-        if let Some(v) = take::<WorkloadConfig>(&mut object, "workload", &mut errors) {
+        if let Some(v) = read(take("workload"), read_workload, &mut errors) {
             if v.namespace.is_empty() {
                 errors.push(ConfigError::new("workload.namespace", "must not be empty"));
             }
-            config.workload = Some(Workload {
-                namespace: v.namespace,
-                labels: v.labels,
-            });
+            config.workload = Some(v);
         }
-        if let Some(v) = take::<String>(&mut object, "pathNormalization", &mut errors) {
+        if let Some(v) = read(take("pathNormalization"), Json::read_string, &mut errors) {
             match v.parse::<PathNormalization>() {
                 Ok(n) => config.path_normalization = n,
                 Err(e) => errors.push(ConfigError::new(
@@ -294,10 +303,10 @@ impl PluginConfig {
                 )),
             }
         }
-        if let Some(v) = take(&mut object, "mtlsMode", &mut errors) {
+        if let Some(v) = read(take("mtlsMode"), |v| v.read_enum(MTLS_MODES), &mut errors) {
             config.mtls_mode = v;
         }
-        if let Some(v) = take::<Vec<IdentitySource>>(&mut object, "identitySources", &mut errors) {
+        if let Some(v) = read(take("identitySources"), read_identity_sources, &mut errors) {
             if v.is_empty() {
                 errors.push(ConfigError::new(
                     "identitySources",
@@ -308,13 +317,13 @@ impl PluginConfig {
                 if v.get(..i).is_some_and(|before| before.contains(s)) {
                     errors.push(ConfigError::new(
                         format!("identitySources[{i}]"),
-                        format!("{s:?} is listed twice"),
+                        format!("{:?} is listed twice", s.as_str()),
                     ));
                 }
             }
             config.identity_sources = v;
         }
-        if let Some(v) = take::<DenyResponse>(&mut object, "denyResponse", &mut errors) {
+        if let Some(v) = read(take("denyResponse"), read_deny_response, &mut errors) {
             if !(400..=599).contains(&v.status) {
                 errors.push(ConfigError::new(
                     "denyResponse.status",
@@ -331,30 +340,34 @@ impl PluginConfig {
             }
             config.deny_response = v;
         }
-        if let Some(v) = take(&mut object, "logLevel", &mut errors) {
+        if let Some(v) = read(take("logLevel"), |v| v.read_enum(LOG_LEVELS), &mut errors) {
             config.log_level = v;
         }
-        if let Some(v) = take(&mut object, "denialLogLevel", &mut errors) {
+        if let Some(v) = read(
+            take("denialLogLevel"),
+            |v| v.read_enum(LOG_LEVELS),
+            &mut errors,
+        ) {
             config.denial_log_level = v;
         }
-        if let Some(v) = take::<String>(&mut object, "decisionHeader", &mut errors) {
+        if let Some(v) = read(take("decisionHeader"), Json::read_string, &mut errors) {
             if let Err(m) = check_header_name(&v) {
                 errors.push(ConfigError::new("decisionHeader", m));
             }
             config.decision_header = Some(v);
         }
-        if let Some(v) = take(&mut object, "decisionMetadata", &mut errors) {
+        if let Some(v) = read(take("decisionMetadata"), Json::read_bool, &mut errors) {
             config.decision_metadata = v;
         }
-        if let Some(v) = take(&mut object, "cacheConnectionFacts", &mut errors) {
+        if let Some(v) = read(take("cacheConnectionFacts"), Json::read_bool, &mut errors) {
             config.cache_connection_facts = v;
         }
-        match object.remove("policies") {
+        match object.get("policies") {
             None => errors.push(ConfigError::new(
                 "policies",
                 "required: the list of AuthorizationPolicy objects ([] allows every request)",
             )),
-            Some(v) => match parse_policies(&v) {
+            Some(v) => match parse_policies_json(v) {
                 Ok(p) => config.policies = p,
                 Err(e) => errors.extend(
                     e.into_iter()
@@ -371,23 +384,69 @@ impl PluginConfig {
     }
 }
 
-/// Removes `key` and deserializes it; a JSON `null` counts as absent (proto3 JSON of a Struct
-/// may carry it), a wrong shape becomes an error naming the field.
-fn take<T: serde::de::DeserializeOwned>(
-    object: &mut Map<String, Value>,
-    key: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T> {
-    match object.remove(key)? {
-        Value::Null => None,
-        value => match serde_json::from_value(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                errors.push(ConfigError::new(key, e.to_string()));
-                None
+const MTLS_MODES: &[(&str, MtlsMode)] = &[
+    ("STRICT", MtlsMode::Strict),
+    ("PERMISSIVE", MtlsMode::Permissive),
+];
+
+const LOG_LEVELS: &[(&str, LogLevel)] = &[
+    ("trace", LogLevel::Trace),
+    ("debug", LogLevel::Debug),
+    ("info", LogLevel::Info),
+    ("warn", LogLevel::Warn),
+    ("error", LogLevel::Error),
+    ("critical", LogLevel::Critical),
+];
+
+/// `workload`: `namespace` is required, `labels` optional; unknown fields are refused.
+fn read_workload(value: &Json) -> Result<Workload, ReadError> {
+    let mut namespace = None;
+    let mut labels = BTreeMap::new();
+    value.read_struct(
+        "struct WorkloadConfig",
+        &["namespace", "labels"],
+        UnknownFields::Deny,
+        &mut |key, v| {
+            match key {
+                "namespace" => namespace = Some(v.read_string()?),
+                _ => labels = v.read_string_map()?,
             }
+            Ok(())
         },
-    }
+    )?;
+    Ok(Workload {
+        namespace: namespace.ok_or_else(|| missing_field("namespace"))?,
+        labels,
+    })
+}
+
+/// Each item a source name; the first unknown name is the error, for the whole list.
+fn read_identity_sources(value: &Json) -> Result<Vec<IdentitySource>, ReadError> {
+    let names = value
+        .read_strings()
+        .map_err(|e| ReadError::new(e.message))?;
+    names
+        .iter()
+        .map(|name| name.parse().map_err(|e| ReadError::new(format!("{e}"))))
+        .collect()
+}
+
+fn read_deny_response(value: &Json) -> Result<DenyResponse, ReadError> {
+    let mut deny = DenyResponse::default();
+    value.read_struct(
+        "struct DenyResponse",
+        &["status", "body", "headers"],
+        UnknownFields::Deny,
+        &mut |key, v| {
+            match key {
+                "status" => deny.status = v.read_u16()?,
+                "body" => deny.body = v.read_string()?,
+                _ => deny.headers = v.read_string_map()?,
+            }
+            Ok(())
+        },
+    )?;
+    Ok(deny)
 }
 
 /// HTTP header names as Envoy accepts them for added headers: a lower-case RFC 9110 token,
@@ -407,13 +466,13 @@ fn check_header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn kind_of(v: &Value) -> &'static str {
+fn kind_of(v: &Json) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }

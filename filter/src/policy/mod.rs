@@ -4,9 +4,11 @@
 //! - [`validate`] / [`parse_policies`]: Istio's admission rules; every error names the policy,
 //!   the field path and the value.
 //! - [`ConditionKey`]: the `when` keys, shared with the engine.
+//! - [`json`]: the JSON reader the plugin configuration and its policies are read with.
 
 mod condition_key;
 mod error;
+pub mod json;
 mod load;
 pub mod model;
 mod validate;
@@ -16,7 +18,7 @@ pub use condition_key::{
     ConditionKeyError, ConditionValueError, ConditionValueKind, MAX_SERVICE_ACCOUNT_LEN,
 };
 pub use error::{Problem, ValidationError};
-pub use load::parse_policies;
+pub use load::{parse_policies, parse_policies_json};
 pub use model::*;
 pub use validate::{parse_bool, validate};
 
