@@ -59,3 +59,4 @@ pub mod policy_files;
 pub mod render;
 pub mod tools_cli;
 pub mod wasi_run;
+pub mod serve;

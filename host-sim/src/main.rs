@@ -32,6 +32,13 @@ enum Command {
     /// Run a WASI command module (`_start`), e.g. a test binary built for wasm32-wasip1; exits
     /// with its exit code. Usable as CARGO_TARGET_WASM32_WASIP1_RUNNER.
     WasiRun(WasiRunArgs),
+    /// Run the plugin as a real proxy in front of a service: TLS/mTLS or plaintext, HTTP or TCP,
+    /// one VM per worker thread, an admin listener with /stats and /reload.
+    Serve(ServeArgs),
+    /// A tiny demo HTTP service for `serve` to guard (answers 200 naming what it received).
+    Upstream(UpstreamArgs),
+    /// A server certificate for `serve` signed by the demo mesh CA, with DNS/IP SANs for curl.
+    ServeCert(ServeCertArgs),
     #[command(flatten)]
     Tool(ToolCommand),
 }
@@ -138,6 +145,145 @@ struct BenchArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Address to accept downstream connections on.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// The service behind the proxy (plain HTTP/1.1, or raw TCP with --mode tcp).
+    #[arg(long)]
+    upstream: std::net::SocketAddr,
+    /// http: the plugin as an HTTP filter; tcp: as a network filter, bytes proxied.
+    #[arg(long, default_value = "http", value_parser = ["http", "tcp"])]
+    mode: String,
+    /// This proxy's certificate chain (PEM); with --tls-key and --client-ca turns on TLS.
+    #[arg(long, requires_all = ["tls_key", "client_ca"])]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Trust anchors for client certificates (PEM), e.g. the mesh root-cert.pem.
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// required: no client certificate fails the handshake (Istio STRICT); optional: such
+    /// clients are let in unauthenticated (a PERMISSIVE demo).
+    #[arg(long, default_value = "required", value_parser = ["required", "optional"])]
+    client_certificate: String,
+    /// x-forwarded-client-cert: sanitize (Envoy's default: removed) or sanitize-set (removed,
+    /// then set from the verified peer certificate on mTLS, as Istio gateways do).
+    #[arg(long, default_value = "sanitize", value_parser = ["sanitize", "sanitize-set"])]
+    xfcc: String,
+    /// Worker threads, one VM each.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Admin listener (GET /stats, GET /ready, POST /reload); keep it on loopback.
+    #[arg(long)]
+    admin: Option<std::net::SocketAddr>,
+    /// Do not print the plugin's log lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct UpstreamArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct ServeCertArgs {
+    /// The CA directory of `host-sim certs` output (ca-cert.pem, ca-key.pem, cert-chain.pem).
+    #[arg(long)]
+    ca_dir: PathBuf,
+    /// Where cert.pem, cert-chain.pem and key.pem go.
+    #[arg(long)]
+    out: PathBuf,
+    /// The proxy's own SPIFFE ID (its URI SAN).
+    #[arg(long)]
+    spiffe_id: Option<String>,
+    /// DNS SANs (repeatable).
+    #[arg(long, default_values = ["localhost"])]
+    dns: Vec<String>,
+    /// IP SANs (repeatable).
+    #[arg(long, default_values = ["127.0.0.1"])]
+    ip: Vec<std::net::IpAddr>,
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    use host_sim::serve::{self, ClientCertificate, Mode, ServeOptions, Transport, XfccMode};
+    let config_path = args.host.config.clone();
+    let config: serve::ConfigSource = std::sync::Arc::new(move || match &config_path {
+        Some(path) => plugin_configuration(path).map_err(|e| format!("{e:#}")),
+        None => Ok(Vec::new()),
+    });
+    let mut options = ServeOptions::new(args.listen, args.upstream);
+    options.mode = if args.mode == "tcp" {
+        Mode::Tcp
+    } else {
+        Mode::Http
+    };
+    options.xfcc = if args.xfcc == "sanitize-set" {
+        XfccMode::SanitizeSet
+    } else {
+        XfccMode::Sanitize
+    };
+    options.workers = args.workers;
+    options.admin = args.admin;
+    options.print_logs = !args.quiet;
+    if let (Some(cert_chain), Some(key), Some(client_ca)) =
+        (args.tls_cert, args.tls_key, args.client_ca)
+    {
+        options.transport = Transport::Tls {
+            cert_chain,
+            key,
+            client_ca,
+            client_certificate: if args.client_certificate == "optional" {
+                ClientCertificate::Optional
+            } else {
+                ClientCertificate::Required
+            },
+        };
+    }
+    let server = serve::start(builder(&args.host, &args.host.wasm)?, options, config)?;
+    eprintln!(
+        "host-sim serve: listening on {} -> upstream {}{}",
+        server.local_addr(),
+        args.upstream,
+        server
+            .admin_addr()
+            .map(|a| format!(", admin on http://{a}"))
+            .unwrap_or_default()
+    );
+    server.wait();
+    Ok(())
+}
+
+fn upstream(args: UpstreamArgs) -> Result<()> {
+    let upstream = host_sim::serve::upstream::start(args.listen)
+        .with_context(|| format!("--listen {}", args.listen))?;
+    eprintln!(
+        "host-sim upstream: listening on http://{}",
+        upstream.local_addr()
+    );
+    upstream.wait();
+    Ok(())
+}
+
+fn serve_cert(args: ServeCertArgs) -> Result<()> {
+    let spec = host_sim::serve::cert::ServerCertSpec {
+        ca_dir: args.ca_dir,
+        spiffe_id: args.spiffe_id,
+        dns: args.dns,
+        ips: args.ip,
+        out: args.out,
+    };
+    for path in host_sim::serve::cert::issue(&spec)? {
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 fn parse_level(s: &str) -> Result<LogLevel, String> {
@@ -337,6 +483,9 @@ fn main() {
         Command::Run(args) => run(args),
         Command::Bench(args) => bench_cmd(args),
         Command::WasiRun(args) => wasi_run(args),
+        Command::Serve(args) => serve(args),
+        Command::Upstream(args) => upstream(args),
+        Command::ServeCert(args) => serve_cert(args),
         Command::Tool(tool) => run_tool(tool),
     };
     if let Err(e) = result {
