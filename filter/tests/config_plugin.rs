@@ -293,3 +293,83 @@ fn error_display_is_field_colon_message() {
     assert!(line.starts_with("mtlsMode: "), "{line}");
     assert!(!line.contains('\n'), "{line}");
 }
+
+/// The messages are serde's, as when the configuration was read through serde's derives
+/// (serde `de::Error::{invalid_type, invalid_value, unknown_field, unknown_variant,
+/// missing_field}`; `null` as serde_json names it), and a syntax error says where.
+#[test]
+fn config_messages_keep_serde_wording() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "two variants: `a` or `b`",
+            r#"{"policies": [], "mtlsMode": "DISABLE"}"#,
+            "mtlsMode: unknown variant `DISABLE`, expected `STRICT` or `PERMISSIVE`",
+        ),
+        (
+            "more variants: one of",
+            r#"{"policies": [], "logLevel": "verbose"}"#,
+            "logLevel: unknown variant `verbose`, expected one of `trace`, `debug`, `info`, `warn`, `error`, `critical`",
+        ),
+        (
+            "a strict struct names its fields",
+            r#"{"policies": [], "denyResponse": {"code": 403}}"#,
+            "denyResponse: unknown field `code`, expected one of `status`, `body`, `headers`",
+        ),
+        (
+            "a required field",
+            r#"{"policies": [], "workload": {"labels": {}}}"#,
+            "workload: missing field `namespace`",
+        ),
+        (
+            "an out-of-range status",
+            r#"{"policies": [], "denyResponse": {"status": 70000}}"#,
+            "denyResponse: invalid value: integer `70000`, expected u16",
+        ),
+        (
+            "a nested wrong type is reported under the top-level field",
+            r#"{"policies": [], "workload": {"namespace": "a", "labels": {"app": 1}}}"#,
+            "workload: invalid type: integer `1`, expected a string",
+        ),
+        (
+            "a boolean field",
+            r#"{"policies": [], "decisionMetadata": "yes"}"#,
+            "decisionMetadata: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "a float is shown as written",
+            r#"{"policies": [], "rootNamespace": 1.5}"#,
+            "rootNamespace: invalid type: floating point `1.5`, expected a string",
+        ),
+        (
+            "an unknown identity source is the whole list's error",
+            r#"{"policies": [], "identitySources": ["xfcc", "jwt"]}"#,
+            "identitySources: unknown identity source \"jwt\": expected one of \"connectionAttributes\", \"peerCertificate\", \"xfcc\"",
+        ),
+        (
+            "a repeated identity source is named as written",
+            r#"{"policies": [], "identitySources": ["xfcc", "xfcc"]}"#,
+            "identitySources[1]: \"xfcc\" is listed twice",
+        ),
+        (
+            "not JSON: what and where, as serde_json says it",
+            "{\"policies\": [],\n \"trustDomain\": tru}",
+            "(configuration): not valid JSON: expected ident at line 2 column 20",
+        ),
+        (
+            "too deeply nested JSON (serde_json's limit: no stack overflow)",
+            &format!(r#"{{"policies": {}{}}}"#, "[".repeat(200), "]".repeat(200)),
+            "(configuration): not valid JSON: recursion limit exceeded at line 1 column 140",
+        ),
+    ];
+    for (behaviour, json, message) in cases {
+        let got: Vec<String> = parse(json)
+            .expect_err(behaviour)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            got.iter().any(|m| m == message),
+            "{behaviour}: expected {message:?} in {got:?}"
+        );
+    }
+}

@@ -7,8 +7,9 @@
 //! so the error path (`spec.rules[0].to[0].operation.ports[0]`) falls out of the walk.
 //!
 //! It accepts what `serde_json::from_slice` into a `serde_json::Value` accepts (RFC 8259,
-//! nesting up to 127 levels) and reads it the same way: object keys in sorted order, a
-//! repeated key keeps its last value, and the messages are serde's (`invalid type: integer
+//! nesting up to 127 levels), says what serde_json says of what it refuses, and reads it the
+//! same way: object keys in sorted order, a repeated key keeps its last value, and the
+//! messages are serde's (`invalid type: integer
 //! `80`, expected a string`, ``unknown field `x`, expected one of ...``). Where it differs:
 //! - a number is never turned into `f64`: a fraction or exponent is reported as written
 //!   (`floating point `1e3``, where serde printed `1000.0`), and a number too large for
@@ -45,7 +46,8 @@ pub enum Number {
     Other(String),
 }
 
-/// Why the bytes are not JSON, with serde_json's wording and position.
+/// Why the bytes are not JSON, with serde_json's wording and position (line, and column in
+/// bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub message: &'static str,
@@ -353,7 +355,7 @@ pub fn parse(bytes: &[u8]) -> Result<Json, SyntaxError> {
     let value = parser.value(0)?;
     parser.skip_whitespace();
     if parser.at < bytes.len() {
-        return Err(parser.error("trailing characters"));
+        return Err(parser.peek_error("trailing characters"));
     }
     Ok(value)
 }
@@ -382,8 +384,18 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// An error at what was consumed last (serde_json's `error`).
     fn error(&self, message: &'static str) -> SyntaxError {
-        let upto = self.bytes.get(..self.at).unwrap_or(self.bytes);
+        self.error_at(self.at, message)
+    }
+
+    /// An error at the byte looked at but not consumed (serde_json's `peek_error`).
+    fn peek_error(&self, message: &'static str) -> SyntaxError {
+        self.error_at(self.bytes.len().min(self.at + 1), message)
+    }
+
+    fn error_at(&self, at: usize, message: &'static str) -> SyntaxError {
+        let upto = self.bytes.get(..at).unwrap_or(self.bytes);
         let line = 1 + upto.iter().filter(|&&b| b == b'\n').count();
         let column = upto.iter().rev().take_while(|&&b| b != b'\n').count();
         SyntaxError {
@@ -433,21 +445,29 @@ impl Parser<'_> {
             }
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b'[') => {
+                self.at += 1;
                 if depth >= MAX_DEPTH {
                     return Err(self.error("recursion limit exceeded"));
                 }
-                self.at += 1;
                 self.array(depth + 1)
             }
             Some(b'{') => {
+                self.at += 1;
                 if depth >= MAX_DEPTH {
                     return Err(self.error("recursion limit exceeded"));
                 }
-                self.at += 1;
                 self.object(depth + 1)
             }
-            Some(_) => Err(self.error("expected value")),
+            Some(_) => Err(self.peek_error("expected value")),
         }
+    }
+
+    fn no_trailing_comma(&mut self, close: u8) -> Result<(), SyntaxError> {
+        self.skip_whitespace();
+        if self.peek() == Some(close) {
+            return Err(self.peek_error("trailing comma"));
+        }
+        Ok(())
     }
 
     fn array(&mut self, depth: usize) -> Result<Json, SyntaxError> {
@@ -461,7 +481,7 @@ impl Parser<'_> {
             items.push(self.value(depth)?);
             self.skip_whitespace();
             match self.next() {
-                Some(b',') => {}
+                Some(b',') => self.no_trailing_comma(b']')?,
                 Some(b']') => return Ok(Json::Array(items)),
                 Some(_) => return Err(self.error("expected `,` or `]`")),
                 None => return Err(self.error("EOF while parsing a list")),
@@ -494,7 +514,7 @@ impl Parser<'_> {
             insert_sorted(&mut entries, key, value);
             self.skip_whitespace();
             match self.next() {
-                Some(b',') => {}
+                Some(b',') => self.no_trailing_comma(b'}')?,
                 Some(b'}') => return Ok(Json::Object(entries)),
                 Some(_) => return Err(self.error("expected `,` or `}`")),
                 None => return Err(self.error("EOF while parsing an object")),
@@ -515,7 +535,6 @@ impl Parser<'_> {
                 Some(b'"') => break,
                 Some(b'\\') => self.escape(&mut out)?,
                 Some(_) => {
-                    self.at -= 1;
                     return Err(self.error(
                         "control character (\\u0000-\\u001F) found while parsing a string",
                     ));
@@ -570,14 +589,17 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, SyntaxError> {
+        if self.bytes.len() < self.at + 4 {
+            self.at = self.bytes.len();
+            return Err(self.error("EOF while parsing a string"));
+        }
+        let digits = self.bytes.get(self.at..self.at + 4).unwrap_or_default();
+        self.at += 4;
         let mut n = 0;
-        for _ in 0..4 {
-            let digit = match self.next() {
-                None => return Err(self.error("EOF while parsing a string")),
-                Some(b) => char::from(b)
-                    .to_digit(16)
-                    .ok_or_else(|| self.error("invalid escape"))?,
-            };
+        for &b in digits {
+            let digit = char::from(b)
+                .to_digit(16)
+                .ok_or_else(|| self.error("invalid escape"))?;
             n = n * 16 + digit;
         }
         Ok(n)
@@ -591,6 +613,14 @@ impl Parser<'_> {
         self.at - start
     }
 
+    fn digit_expected(&self) -> SyntaxError {
+        if self.peek().is_some() {
+            self.peek_error("invalid number")
+        } else {
+            self.error("EOF while parsing a value")
+        }
+    }
+
     fn number(&mut self) -> Result<Json, SyntaxError> {
         let start = self.at;
         let negative = self.peek() == Some(b'-');
@@ -601,25 +631,20 @@ impl Parser<'_> {
             Some(b'0') => {
                 self.at += 1;
                 if matches!(self.peek(), Some(b'0'..=b'9')) {
-                    return Err(self.error("invalid number"));
+                    return Err(self.peek_error("invalid number"));
                 }
             }
             Some(b'1'..=b'9') => {
                 self.digits();
             }
-            Some(_) => return Err(self.error("invalid number")),
-            None => return Err(self.error("EOF while parsing a value")),
+            _ => return Err(self.digit_expected()),
         }
         let mut integer = true;
         if self.peek() == Some(b'.') {
             self.at += 1;
             integer = false;
             if self.digits() == 0 {
-                return Err(self.error(if self.peek().is_some() {
-                    "invalid number"
-                } else {
-                    "EOF while parsing a value"
-                }));
+                return Err(self.digit_expected());
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -629,11 +654,7 @@ impl Parser<'_> {
                 self.at += 1;
             }
             if self.digits() == 0 {
-                return Err(self.error(if self.peek().is_some() {
-                    "invalid number"
-                } else {
-                    "EOF while parsing a value"
-                }));
+                return Err(self.digit_expected());
             }
         }
         let text = std::str::from_utf8(self.bytes.get(start..self.at).unwrap_or_default())
@@ -697,6 +718,15 @@ mod tests {
             r#""\u12""#,
             "1 2",
             "[\"a\"] x",
+            "{\"policies\": [],\n \"trustDomain\": tru}",
+            "{\"a\": [1, 2}",
+            "{\"a\": 1 \"b\": 2}",
+            "[\"a\", ]",
+            "{\"a\": 1, }",
+            "-x",
+            "1.x",
+            "1ex",
+            "\"\\uZZZZ\"",
             "\u{feff}{}",
         ];
         for text in texts {
@@ -704,7 +734,9 @@ mod tests {
             let theirs = serde_json::from_str::<serde_json::Value>(text);
             match (&ours, &theirs) {
                 (Ok(ours), Ok(theirs)) => assert_eq!(ours, &Json::from(theirs), "{text:?}"),
-                (Err(_), Err(_)) => {}
+                (Err(ours), Err(theirs)) => {
+                    assert_eq!(ours.to_string(), theirs.to_string(), "{text:?}")
+                }
                 _ => panic!("{text:?}: ours {ours:?}, serde_json {theirs:?}"),
             }
         }
@@ -719,10 +751,11 @@ mod tests {
     fn nesting_stops_where_serde_json_stops() {
         for depth in [126, 127, 128, 100_000] {
             let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-            let ours = parse(text.as_bytes()).is_ok();
-            let theirs = serde_json::from_str::<serde_json::Value>(&text).is_ok();
-            assert_eq!(ours, theirs, "depth {depth}");
-            assert_eq!(ours, depth <= MAX_DEPTH, "depth {depth}");
+            let ours = parse(text.as_bytes()).map_err(|e| e.to_string());
+            let theirs =
+                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string());
+            assert_eq!(ours.is_ok(), depth <= MAX_DEPTH, "depth {depth}");
+            assert_eq!(ours.err(), theirs.err(), "depth {depth}");
         }
     }
 
