@@ -298,4 +298,74 @@ mod tests {
             .collect();
         assert_eq!(digest, Some(want));
     }
+
+    fn der(pem: &str) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    /// envoy-properties.md: `connection.subject_peer_certificate` is RFC 2253, most specific
+    /// RDN first (`CN=..,O=..`), `""` for Istio's empty-subject SVIDs; the URI SAN list is the
+    /// certificate's, in order.
+    #[test]
+    fn certificate_facts_read_like_envoys_ssl_connection_info() {
+        let mut pki = crate::certs::MeshPki::new("cluster.local", 1_700_000_000).unwrap();
+        let ca = pki.intermediate("cluster1").unwrap();
+        let svid = pki.workload(&ca, "demo", "frontend").unwrap();
+        let two = pki
+            .bad_leaf(&ca, crate::certs::BadLeaf::TwoUriSans)
+            .unwrap();
+        let dns = pki.bad_leaf(&ca, crate::certs::BadLeaf::DnsOnly).unwrap();
+        let cases = [
+            (
+                "Istio SVID: empty subject, one URI SAN",
+                der(&svid.pem.cert),
+                CertFacts {
+                    uri_sans: vec!["spiffe://cluster.local/ns/demo/sa/frontend".into()],
+                    dns_sans: vec![],
+                    subject: String::new(),
+                },
+            ),
+            (
+                "CA: RFC 2253 order, CN before O",
+                der(&ca.pem.cert),
+                CertFacts {
+                    uri_sans: vec!["spiffe://cluster.local".into()],
+                    dns_sans: vec![],
+                    subject: "CN=Intermediate CA cluster1,O=cluster.local".into(),
+                },
+            ),
+            (
+                "two URI SANs: both kept, in order",
+                der(&two.cert),
+                CertFacts {
+                    uri_sans: vec![
+                        "spiffe://cluster.local/ns/default/sa/two-uri-sans".into(),
+                        "spiffe://cluster.local/ns/kube-system/sa/admin".into(),
+                    ],
+                    dns_sans: vec![],
+                    subject: String::new(),
+                },
+            ),
+            (
+                "DNS SAN only",
+                der(&dns.cert),
+                CertFacts {
+                    uri_sans: vec![],
+                    dns_sans: vec!["web.default.svc.cluster.local".into()],
+                    subject: String::new(),
+                },
+            ),
+            (
+                "not a certificate: no facts",
+                b"junk".to_vec(),
+                CertFacts::default(),
+            ),
+        ];
+        for (name, der, want) in cases {
+            assert_eq!(CertFacts::parse(&der), want, "{name}");
+        }
+    }
 }
