@@ -22,7 +22,9 @@ mod engine_support;
 
 use engine_support::*;
 use serde_json::json;
-use spiffe_authz::engine::{Engine, EngineConfig, Needs, Verdict};
+use spiffe_authz::engine::{
+    Engine, EngineConfig, Needs, PolicyRef, ShadowResult, ShadowResults, Verdict,
+};
 use spiffe_authz::normalize::PathNormalization;
 use spiffe_authz::policy::AuthorizationPolicy;
 
@@ -30,6 +32,8 @@ const EVAL: &str = "istio.io AuthorizationPolicy reference: Policy evaluation";
 const BUILDER: &str = "istio builder.go";
 const SCOPE: &str = "istio model/authorization.go ListAuthorizationPolicies";
 const DRY: &str = "istio builder.go isDryRun + envoy RBAC shadow_rules";
+const ENVOY_SHADOW: &str =
+    "envoy rbac_filter.cc: shadow rules before enforced ones; istio filter order AUDIT, DENY, ALLOW";
 const TD: &str = "istio trustdomain/bundle.go ReplaceTrustDomainAliases";
 const TCP: &str = "istio model.go checkError + generator.go 'is HTTP only'";
 const ALICE: &str = "cluster.local/ns/foo/sa/alice";
@@ -41,6 +45,10 @@ fn allow_all(name: &str) -> AuthorizationPolicy {
 
 fn deny_all(name: &str) -> AuthorizationPolicy {
     policy(name, json!({"action": "DENY", "rules": [{}]}))
+}
+
+fn audit_all(name: &str) -> AuthorizationPolicy {
+    policy(name, json!({"action": "AUDIT", "rules": [{}]}))
 }
 
 fn allow_principal(name: &str, p: &str) -> AuthorizationPolicy {
@@ -392,11 +400,32 @@ fn dry_run_policies() {
             "allow: no ALLOW policy applies; dry-run: deny (no ALLOW policy matched)",
         ),
         (
-            "dry-run does not weaken an enforced DENY",
-            DRY,
+            "dry-run ALLOW rules are not evaluated after an enforced DENY (the ALLOW filter never runs)",
+            ENVOY_SHADOW,
             vec![deny_all("d"), dry_run(allow_all("a"))],
             req(),
-            "deny: denied by foo/d rule 0; dry-run: allow (allowed by foo/a rule 0)",
+            "deny: denied by foo/d rule 0",
+        ),
+        (
+            "a dry-run DENY still reports next to an enforced DENY (shadow rules run first)",
+            ENVOY_SHADOW,
+            vec![deny_all("d"), dry_run(deny_all("e")), dry_run(allow_all("a"))],
+            req(),
+            "deny: denied by foo/d rule 0; dry-run: deny (denied by foo/e rule 0)",
+        ),
+        (
+            "dry-run ALLOW is evaluated when the enforced ALLOW denies (shadow before enforced)",
+            ENVOY_SHADOW,
+            vec![allow_principal("x", ALICE), dry_run(allow_all("a"))],
+            req().principal(BOB),
+            "deny: no ALLOW policy matched; dry-run: allow (allowed by foo/a rule 0)",
+        ),
+        (
+            "a dry-run AUDIT policy is the AUDIT filter's shadow: reported, not an audit",
+            "istio builder.go build (dry-run policies -> shadowRules, AUDIT too) + envoy engine_impl LOG: no access_log_hint in shadow mode",
+            vec![dry_run(audit_all("au"))],
+            req(),
+            "allow: no ALLOW policy applies; dry-run audit: foo/au rule 0",
         ),
         (
             "enforced ALLOW and dry-run DENY side by side",
@@ -441,6 +470,53 @@ fn dry_run_policies() {
             "deny: denied by foo/d rule 0",
         ),
     ]);
+}
+
+#[test]
+fn shadow_results_per_rbac_filter() {
+    // What Envoy writes per filter as shadow_engine_result / shadow_effective_policy_id
+    // (rbac_filter.cc), and counts as shadow_allowed / shadow_denied.
+    let (engine, _) = compile(&[
+        deny_path("d", "/admin"),
+        dry_run(deny_path("e", "/debug")),
+        dry_run(allow_principal("a", ALICE)),
+        dry_run(audit_all("au")),
+    ]);
+    let shadow = |r: Req| r.decide(&engine).shadow;
+    let result = |verdict, policy: Option<&str>| {
+        Some(ShadowResult {
+            verdict,
+            policy: policy.map(|p| PolicyRef {
+                policy: p.into(),
+                rule: 0,
+            }),
+        })
+    };
+    // Passed the DENY filter: all three shadow engines ran.
+    assert_eq!(
+        shadow(req().principal(BOB).path("/debug")),
+        ShadowResults {
+            audit: result(Verdict::Allow, Some("foo/au")),
+            deny: result(Verdict::Deny, Some("foo/e")),
+            allow: result(Verdict::Deny, None),
+        }
+    );
+    assert_eq!(
+        shadow(req().principal(ALICE)).allow,
+        result(Verdict::Allow, Some("foo/a"))
+    );
+    assert_eq!(
+        shadow(req().principal(ALICE)).deny,
+        result(Verdict::Allow, None)
+    );
+    // Denied by the enforced DENY: the ALLOW filter and its shadow rules never ran.
+    let denied = shadow(req().principal(ALICE).path("/admin"));
+    assert_eq!(denied.allow, None);
+    assert_eq!(denied.deny, result(Verdict::Allow, None));
+    assert_eq!(denied.audit, result(Verdict::Allow, Some("foo/au")));
+    // No dry-run policy: no shadow engine at all.
+    let (plain, _) = compile(&[deny_path("d", "/admin")]);
+    assert_eq!(req().decide(&plain).shadow, ShadowResults::default());
 }
 
 #[test]

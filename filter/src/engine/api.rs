@@ -147,10 +147,42 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Why: which policy and rule decided, or the default that applied.
     pub reason: Reason,
-    /// What enforcing the dry-run policies would have decided, when any apply.
+    /// What the dry-run DENY and ALLOW rules Envoy evaluated decide together: a dry-run DENY
+    /// match, else the dry-run ALLOW result, else allow when no dry-run ALLOW policy applies.
+    /// `None` when no dry-run DENY or ALLOW policy applies, and when Envoy never reached the
+    /// dry-run ALLOW rules (an enforced DENY denied first) and no dry-run DENY matched:
+    /// then there is no dry-run verdict to report. [`Decision::shadow`] has each filter's.
     pub dry_run: Option<DryRunOutcome>,
     /// AUDIT policies that matched (reported, never enforced).
     pub audit: Option<PolicyRef>,
+    /// Each Envoy RBAC filter's shadow (dry-run) result, as Envoy reports them.
+    pub shadow: ShadowResults,
+}
+
+/// The shadow engines Envoy ran for one request, one per RBAC filter Istio configured with
+/// shadow rules (`builder.go` puts a policy annotated `istio.io/dry-run` into its action's
+/// `shadow_rules`). Envoy's RBAC filter evaluates its shadow rules before its enforced ones
+/// (`rbac_filter.cc`), and the filters run AUDIT, DENY, ALLOW: so the dry-run AUDIT and DENY
+/// rules always run, the dry-run ALLOW rules only when the enforced DENY let the request
+/// through. Each result is what Envoy writes as `shadow_engine_result` (+
+/// `shadow_effective_policy_id`) and counts as `shadow_allowed` / `shadow_denied`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShadowResults {
+    /// The AUDIT filter (action LOG): always allowed, naming the first dry-run AUDIT rule
+    /// that matched; it is not an audit (Envoy sets no `access_log_hint` in shadow mode).
+    pub audit: Option<ShadowResult>,
+    /// The DENY filter: denied by the first matching dry-run DENY rule, else allowed.
+    pub deny: Option<ShadowResult>,
+    /// The ALLOW filter: allowed by the first matching dry-run ALLOW rule, else denied.
+    pub allow: Option<ShadowResult>,
+}
+
+/// One shadow engine's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowResult {
+    pub verdict: Verdict,
+    /// The effective policy (the matching rule), if any rule matched.
+    pub policy: Option<PolicyRef>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,16 +37,18 @@ pub(crate) struct Groups {
     pub(crate) audit: RuleSet,
     pub(crate) dry_deny: RuleSet,
     pub(crate) dry_allow: RuleSet,
+    pub(crate) dry_audit: RuleSet,
 }
 
 impl Groups {
-    fn all(&self) -> [&RuleSet; 5] {
+    fn all(&self) -> [&RuleSet; 6] {
         [
             &self.deny,
             &self.allow,
             &self.audit,
             &self.dry_deny,
             &self.dry_allow,
+            &self.dry_audit,
         ]
     }
 }
@@ -63,6 +65,7 @@ pub(crate) struct Compiled {
     pub(crate) has_allow: bool,
     pub(crate) has_dry_allow: bool,
     pub(crate) has_dry_deny: bool,
+    pub(crate) has_dry_audit: bool,
     pub(crate) needs: Needs,
     pub(crate) path_normalization: crate::normalize::PathNormalization,
 }
@@ -77,6 +80,7 @@ impl Default for Compiled {
             has_allow: true,
             has_dry_allow: false,
             has_dry_deny: false,
+            has_dry_audit: false,
             needs: Needs::default(),
             path_normalization: crate::normalize::PathNormalization::default(),
         }
@@ -90,6 +94,7 @@ enum Group {
     Audit,
     DryDeny,
     DryAllow,
+    DryAudit,
 }
 
 /// One rule before it is specialised for HTTP or TCP.
@@ -151,8 +156,10 @@ pub(crate) fn compile(
             (Action::Allow, true) => Group::DryAllow,
             (Action::Deny, false) => Group::Deny,
             (Action::Deny, true) => Group::DryDeny,
-            // AUDIT only reports; Istio has no shadow variant for it.
-            (Action::Audit | Action::Custom, _) => Group::Audit,
+            // Istio's validation refuses dry-run AUDIT policies; one that gets past it goes to
+            // the AUDIT filter's shadow rules (builder.go `build`), which report, never audit.
+            (Action::Audit | Action::Custom, true) => Group::DryAudit,
+            (Action::Audit | Action::Custom, false) => Group::Audit,
         };
         // Fail closed on an address the host could not tell: DENY / AUDIT fire, ALLOW
         // does not (dry-run rules by their own action).
@@ -164,6 +171,7 @@ pub(crate) fn compile(
             Group::Allow => out.has_allow = true,
             Group::DryAllow => out.has_dry_allow = true,
             Group::DryDeny => out.has_dry_deny = true,
+            Group::DryAudit => out.has_dry_audit = true,
             Group::Deny | Group::Audit => {}
         }
         let policy_id = u32::try_from(out.policies.len()).unwrap_or(u32::MAX);
@@ -316,7 +324,7 @@ fn rule_parts(
 /// Sorts each group's rules by Envoy policy name and indexes them.
 fn groups(mut rules: Vec<(String, Group, CompiledRule)>) -> Groups {
     rules.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut split: [Vec<CompiledRule>; 5] = Default::default();
+    let mut split: [Vec<CompiledRule>; 6] = Default::default();
     for (_, group, rule) in rules {
         let at = match group {
             Group::Deny => 0,
@@ -324,18 +332,20 @@ fn groups(mut rules: Vec<(String, Group, CompiledRule)>) -> Groups {
             Group::Audit => 2,
             Group::DryDeny => 3,
             Group::DryAllow => 4,
+            Group::DryAudit => 5,
         };
         if let Some(list) = split.get_mut(at) {
             list.push(rule);
         }
     }
-    let [deny, allow, audit, dry_deny, dry_allow] = split;
+    let [deny, allow, audit, dry_deny, dry_allow, dry_audit] = split;
     Groups {
         deny: RuleSet::new(deny),
         allow: RuleSet::new(allow),
         audit: RuleSet::new(audit),
         dry_deny: RuleSet::new(dry_deny),
         dry_allow: RuleSet::new(dry_allow),
+        dry_audit: RuleSet::new(dry_audit),
     }
 }
 

@@ -5,13 +5,17 @@
 //! evaluation": if any DENY policy matches, deny; if there are no ALLOW policies for the
 //! workload, allow; if any ALLOW policy matches, allow; otherwise deny. AUDIT only reports.
 //! Dry-run policies are Envoy shadow rules of the same filter: evaluated, reported, never
-//! enforced.
+//! enforced; each filter runs its shadow rules before its enforced ones, and a filter after
+//! an enforced denial does not run at all.
 
 use std::borrow::Cow;
 
 use crate::normalize::PathNormalization;
 
-use super::api::{Decision, DryRunOutcome, PolicyName, PolicyRef, Reason, Request, Verdict};
+use super::api::{
+    Decision, DryRunOutcome, PolicyName, PolicyRef, Reason, Request, ShadowResult, ShadowResults,
+    Verdict,
+};
 use super::compile::Compiled;
 use super::index::RuleSet;
 use super::rule::{CompiledRule, Facts, HttpFacts};
@@ -28,6 +32,7 @@ pub(crate) fn decide(c: &Compiled, req: &Request<'_>) -> Decision {
                         reason: Reason::InvalidPath,
                         dry_run: None,
                         audit: None,
+                        shadow: ShadowResults::default(),
                     }
                 }
             };
@@ -65,22 +70,78 @@ pub(crate) fn decide(c: &Compiled, req: &Request<'_>) -> Decision {
             .unwrap_or_else(|| PolicyName::from("")),
         rule: r.rule,
     };
-    let (verdict, reason) = enforce(&groups.deny, &groups.allow, c.has_allow, &facts, policy_ref);
-    let dry_run = (c.has_dry_deny || c.has_dry_allow).then(|| {
-        let (verdict, reason) = enforce(
-            &groups.dry_deny,
-            &groups.dry_allow,
-            c.has_dry_allow,
-            &facts,
-            policy_ref,
-        );
-        DryRunOutcome { verdict, reason }
+    // Envoy's filter order (AUDIT, DENY, ALLOW), each filter's shadow rules before its
+    // enforced ones (rbac_filter.cc decodeHeaders / network onData).
+    let audit = groups.audit.first_match(&facts).map(policy_ref);
+    let shadow_audit = c.has_dry_audit.then(|| ShadowResult {
+        verdict: Verdict::Allow,
+        policy: groups.dry_audit.first_match(&facts).map(policy_ref),
     });
+    let shadow_deny = c
+        .has_dry_deny
+        .then(|| match groups.dry_deny.first_match(&facts) {
+            Some(r) => ShadowResult {
+                verdict: Verdict::Deny,
+                policy: Some(policy_ref(r)),
+            },
+            None => ShadowResult {
+                verdict: Verdict::Allow,
+                policy: None,
+            },
+        });
+    let (verdict, reason) = enforce(&groups.deny, &groups.allow, c.has_allow, &facts, policy_ref);
+    // A request the enforced DENY filter denied never reaches the ALLOW filter, whose shadow
+    // rules therefore never run.
+    let reaches_allow_filter = !matches!(reason, Reason::DeniedBy(_));
+    let shadow_allow = (c.has_dry_allow && reaches_allow_filter).then(|| {
+        match groups.dry_allow.first_match(&facts) {
+            Some(r) => ShadowResult {
+                verdict: Verdict::Allow,
+                policy: Some(policy_ref(r)),
+            },
+            None => ShadowResult {
+                verdict: Verdict::Deny,
+                policy: None,
+            },
+        }
+    });
+    let dry_run = dry_run_outcome(shadow_deny.as_ref(), shadow_allow.as_ref(), c.has_dry_allow);
     Decision {
         verdict,
         reason,
         dry_run,
-        audit: groups.audit.first_match(&facts).map(policy_ref),
+        audit,
+        shadow: ShadowResults {
+            audit: shadow_audit,
+            deny: shadow_deny,
+            allow: shadow_allow,
+        },
+    }
+}
+
+/// The dry-run verdict the shadow results give together (see [`Decision::dry_run`]).
+fn dry_run_outcome(
+    deny: Option<&ShadowResult>,
+    allow: Option<&ShadowResult>,
+    has_dry_allow: bool,
+) -> Option<DryRunOutcome> {
+    let outcome = |verdict, reason| Some(DryRunOutcome { verdict, reason });
+    if let Some(ShadowResult {
+        verdict: Verdict::Deny,
+        policy: Some(p),
+    }) = deny
+    {
+        return outcome(Verdict::Deny, Reason::DeniedBy(p.clone()));
+    }
+    match allow {
+        Some(ShadowResult {
+            policy: Some(p), ..
+        }) => outcome(Verdict::Allow, Reason::AllowedBy(p.clone())),
+        Some(_) => outcome(Verdict::Deny, Reason::NoAllowPolicyMatched),
+        None if deny.is_some() && !has_dry_allow => {
+            outcome(Verdict::Allow, Reason::NoAllowPolicies)
+        }
+        None => None,
     }
 }
 

@@ -44,6 +44,9 @@ impl fmt::Display for Decision {
         if let Some(a) = &self.audit {
             write!(f, "; audit: {a}")?;
         }
+        if let Some(p) = self.shadow.audit.as_ref().and_then(|s| s.policy.as_ref()) {
+            write!(f, "; dry-run audit: {p}")?;
+        }
         Ok(())
     }
 }

@@ -17,14 +17,18 @@
 //! Choices where Istio leaves room or where a sidecar filter differs from Istio's own:
 //! - `targetRef` / `targetRefs` policies are for gateways and waypoints; a sidecar never
 //!   applies them, so they are skipped with a [`Warning`].
-//! - `experimental.envoy.filters.*` and `request.experimental.inline.headers[..]` conditions
-//!   are compile errors: they read Envoy state this filter cannot see, and guessing could
-//!   only widen an ALLOW or narrow a DENY.
-//! - `istio.io/dry-run` on an AUDIT policy is ignored (AUDIT only reports anyway).
-//! - [`Decision::dry_run`] is what the dry-run policies alone would decide (their DENY
-//!   shadow rules, then their ALLOW shadow rules), always computed. Envoy evaluates the
-//!   ALLOW filter's shadow rules only for requests the enforced DENY filter let through;
-//!   reporting them for every request is more useful and changes no enforcement.
+//! - `request.experimental.inline.headers[..]` conditions are compile errors: Istio's
+//!   experimental inline-header matcher is not implemented, and guessing could only widen an
+//!   ALLOW or narrow a DENY. `experimental.envoy.filters.<filter>[<key>]` conditions read
+//!   Envoy dynamic metadata ([`Request::filter_metadata`]) as Istio's generator matches it.
+//! - Dry-run policies are reported the way Envoy runs Istio's shadow rules
+//!   ([`Decision::shadow`]): per RBAC filter, shadow before enforced, AUDIT then DENY then
+//!   ALLOW, so the dry-run ALLOW rules are not evaluated for a request an enforced DENY
+//!   denied. A dry-run AUDIT policy (Istio's validation refuses one) lands in the AUDIT
+//!   filter's shadow rules: reported, never an audit. [`Decision::dry_run`] condenses the
+//!   DENY and ALLOW shadow results into one verdict; Envoy has no such single value (it
+//!   writes one `shadow_engine_result` per filter, prefixed `istio_dry_run_deny_` /
+//!   `istio_dry_run_allow_`), it exists for logs.
 //! - `requestPrincipals` / `request.auth.principal` compare `iss` and `sub` from the JWT
 //!   payload when the glue passes it (Istio's extended matcher), else split
 //!   `RequestAuth::principal` at its last `/`.
