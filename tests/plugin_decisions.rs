@@ -333,3 +333,78 @@ fn with_the_cache_per_connection_facts_cost_host_calls_once() {
         .unwrap();
     assert!(!other.allowed());
 }
+
+#[test]
+fn experimental_envoy_filters_conditions_read_dynamic_metadata() {
+    // istio generator.go envoyFilterGenerator: a metadata matcher on
+    // filter_metadata["envoy.filters.http.lua"]["role"]; `[v]` is a list one_of.
+    let config = r#"{"workload": {"namespace": "demo"}, "policies": [
+        {"metadata": {"name": "allow-tagged", "namespace": "demo"},
+         "spec": {"rules": [{"when": [{"key": "experimental.envoy.filters.http.lua[role]",
+                                       "values": ["reader", "[admin]"]}]}]}}]}"#;
+    let mut p = plugin(config);
+    let lua = |role: serde_json::Value| {
+        get("/api/orders")
+            .filter_metadata("envoy.filters.http.lua", serde_json::json!({"role": role}))
+    };
+    let cases = [
+        ("a string value", lua(serde_json::json!("reader")), true),
+        (
+            "[admin] matches a list holding admin",
+            lua(serde_json::json!(["ops", "admin"])),
+            true,
+        ),
+        (
+            "a string admin is not a list",
+            lua(serde_json::json!("admin")),
+            false,
+        ),
+        ("a number is not a string", lua(serde_json::json!(7)), false),
+        ("no metadata written", get("/api/orders"), false),
+    ];
+    for (behaviour, request, allowed) in cases {
+        let out = p.http_request(from(FRONTEND), request).unwrap();
+        assert_eq!(out.allowed(), allowed, "{behaviour}: {out:?}");
+        if !allowed {
+            assert_eq!(
+                details(&out),
+                Some("rbac_access_denied_matched_policy[none]"),
+                "{behaviour}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_invalid_peer_is_denied_even_when_no_policy_reads_the_identity() {
+    // Issue #5: `policies: []` allows every request, but not one from a peer whose presented
+    // identity fails verification (a foreign trust domain here), in either mTLS mode.
+    for mode in ["PERMISSIVE", "STRICT"] {
+        let config = format!(
+            r#"{{"workload": {{"namespace": "demo"}}, "mtlsMode": "{mode}", "policies": []}}"#
+        );
+        let mut p = plugin(&config);
+        let out = p
+            .http_request(
+                from("spiffe://evil.example/ns/demo/sa/frontend"),
+                get("/api/orders"),
+            )
+            .unwrap();
+        assert_eq!(
+            details(&out),
+            Some("spiffe_authz_invalid_peer_identity"),
+            "{mode}"
+        );
+        assert_eq!(
+            p.counter("spiffe_authz.invalid_peer_identity"),
+            Some(1),
+            "{mode}"
+        );
+        let ok = p.http_request(from(FRONTEND), get("/api/orders")).unwrap();
+        assert!(ok.allowed(), "{mode}: {ok:?}");
+        let mut conn = p
+            .tcp_connection(from("spiffe://evil.example/ns/demo/sa/frontend"))
+            .unwrap();
+        assert!(conn.data(b"x").connection_closed, "{mode}: TCP");
+    }
+}

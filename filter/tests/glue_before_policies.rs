@@ -28,12 +28,21 @@ type Extra<'a> = Vec<(&'a [u8], &'a [u8])>;
 
 /// DENY evil, and nothing else: whoever is not evil is allowed, so an invalid peer that were
 /// evaluated as unauthenticated would be allowed too.
+const DENY_EVIL: &str = r#"[{"metadata": {"name": "deny-evil", "namespace": "demo"},
+    "spec": {"action": "DENY", "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/evil"]}}]}]}}]"#;
+/// Policies that read no identity (issue #5): an invalid peer must be denied all the same.
+const NO_POLICIES: &str = "[]";
+const DENY_DEBUG_ONLY: &str = r#"[{"metadata": {"name": "deny-debug", "namespace": "demo"},
+    "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/debug/*"]}}]}]}}]"#;
+
 fn config(mtls_mode: &str, sources: &str) -> String {
+    config_with(mtls_mode, sources, DENY_EVIL)
+}
+
+fn config_with(mtls_mode: &str, sources: &str, policies: &str) -> String {
     format!(
         r#"{{"workload": {{"namespace": "demo"}}, "mtlsMode": "{mtls_mode}",
-            "identitySources": {sources}, "policies": [
-            {{"metadata": {{"name": "deny-evil", "namespace": "demo"}},
-              "spec": {{"action": "DENY", "rules": [{{"from": [{{"source": {{"principals": ["cluster.local/ns/demo/sa/evil"]}}}}]}}]}}}}]}}"#
+            "identitySources": {sources}, "policies": {policies}}}"#
     )
 }
 
@@ -220,32 +229,45 @@ fn a_presented_identity_that_fails_verification_is_denied_before_policies() {
             "2 x-forwarded-client-cert header lines",
         ),
     ];
-    for mtls_mode in ["PERMISSIVE", "STRICT"] {
-        for (behaviour, sources, peer, extra, reason) in &cases {
-            let run = http(&config(mtls_mode, sources), peer, extra);
-            let context = format!("{mtls_mode}: {behaviour}: {:?}", run.host.logs.borrow());
-            assert_eq!(run.action, Action::Pause, "{context}");
-            assert_eq!(
-                run.details().as_deref(),
-                Some(DETAILS_INVALID_PEER_IDENTITY),
-                "{context}"
-            );
-            assert_eq!(
-                run.host.counter(COUNTER_INVALID_PEER_IDENTITY),
-                1,
-                "{context}"
-            );
-            assert_eq!(run.host.counter(COUNTER_DENIED), 1, "{context}");
-            let lines = run.host.logs_at_least(LogLevel::Info);
-            assert_eq!(lines.len(), 1, "{context}");
-            assert!(
-                lines[0].starts_with("spiffe-authz: denied principal=invalid(")
-                    && lines[0].contains(reason)
-                    && lines[0].contains("policy=none")
-                    && lines[0].contains("failed verification"),
-                "{context}"
-            );
-        }
+    // Whatever the policies read: identity validity is checked before them, so a config that
+    // reads no identity cannot be dodged with a bad one either (fail closed).
+    let policy_sets = [
+        ("DENY on a principal", DENY_EVIL),
+        ("policies: []", NO_POLICIES),
+        ("a DENY on paths only", DENY_DEBUG_ONLY),
+    ];
+    for ((mtls_mode, (policy_set, policies)), (behaviour, sources, peer, extra, reason)) in
+        ["PERMISSIVE", "STRICT"]
+            .into_iter()
+            .flat_map(|m| policy_sets.into_iter().map(move |p| (m, p)))
+            .flat_map(|mp| cases.iter().map(move |c| (mp, c)))
+    {
+        let run = http(&config_with(mtls_mode, sources, policies), peer, extra);
+        let context = format!(
+            "{mtls_mode}, {policy_set}: {behaviour}: {:?}",
+            run.host.logs.borrow()
+        );
+        assert_eq!(run.action, Action::Pause, "{context}");
+        assert_eq!(
+            run.details().as_deref(),
+            Some(DETAILS_INVALID_PEER_IDENTITY),
+            "{context}"
+        );
+        assert_eq!(
+            run.host.counter(COUNTER_INVALID_PEER_IDENTITY),
+            1,
+            "{context}"
+        );
+        assert_eq!(run.host.counter(COUNTER_DENIED), 1, "{context}");
+        let lines = run.host.logs_at_least(LogLevel::Info);
+        assert_eq!(lines.len(), 1, "{context}");
+        assert!(
+            lines[0].starts_with("spiffe-authz: denied principal=invalid(")
+                && lines[0].contains(reason)
+                && lines[0].contains("policy=none")
+                && lines[0].contains("failed verification"),
+            "{context}"
+        );
     }
     // Rule 1 guards the DENY: the same identity, valid, is denied by the policy itself.
     let run = http(
@@ -324,25 +346,26 @@ fn tcp_closes_a_connection_whose_identity_fails_verification() {
         }
         .pem(&ca),
     );
-    for mtls_mode in ["PERMISSIVE", "STRICT"] {
+    // Whatever the policies read (issue #5): none at all, or none on the identity.
+    for (mtls_mode, policies) in ["PERMISSIVE", "STRICT"]
+        .into_iter()
+        .flat_map(|m| [DENY_EVIL, NO_POLICIES, DENY_DEBUG_ONLY].map(|p| (m, p)))
+    {
+        let label = &format!("{mtls_mode} {policies}");
         let host = FakeHost::new();
-        host.set_configuration(&config(mtls_mode, r#"["peerCertificate"]"#));
+        host.set_configuration(&config_with(mtls_mode, r#"["peerCertificate"]"#, policies));
         let mut root = Root::new();
         assert!(root.on_configure(&host));
         host.logs.borrow_mut().clear();
         connect(&host, &Peer::certificate(expired.clone()));
         let mut tcp = root.new_tcp_stream();
-        assert_eq!(tcp.on_downstream_data(&host), Action::Pause, "{mtls_mode}");
-        assert_eq!(host.closed_downstream.get(), 1, "{mtls_mode}");
-        assert_eq!(
-            host.counter(COUNTER_INVALID_PEER_IDENTITY),
-            1,
-            "{mtls_mode}"
-        );
+        assert_eq!(tcp.on_downstream_data(&host), Action::Pause, "{label}");
+        assert_eq!(host.closed_downstream.get(), 1, "{label}");
+        assert_eq!(host.counter(COUNTER_INVALID_PEER_IDENTITY), 1, "{label}");
         let lines = host.logs_at_least(LogLevel::Info);
         assert!(
             lines.len() == 1 && lines[0].contains("denied connection principal=invalid("),
-            "{mtls_mode}: {lines:?}"
+            "{label}: {lines:?}"
         );
     }
 }

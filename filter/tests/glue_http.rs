@@ -197,20 +197,41 @@ fn a_forged_xfcc_on_plaintext_is_not_an_identity() {
 }
 
 #[test]
-fn no_host_call_for_a_fact_no_policy_references() {
-    // With no policies nothing but the headers (method/path/host) is read per request.
+fn no_policy_reads_only_the_identity_once_per_connection() {
+    // With no policies, nothing a policy could read is fetched; the peer identity is, once per
+    // connection (cached by connection id), because a presented but invalid identity is denied
+    // before policies whatever they read (issue #5).
     let (root, host) = root_with(r#"{"workload": {"namespace": "demo"}, "policies": []}"#);
     get(&host, "/");
     mtls_peer(&host, FRONTEND, 7);
     root.new_http_stream().on_request_headers(&host);
     let calls = host.take_calls();
-    assert_eq!(property_calls(&calls), Vec::<String>::new(), "{calls:?}");
+    assert_eq!(
+        property_calls(&calls),
+        [
+            "connection_id",
+            "connection.mtls",
+            "connection.peer_certificate",
+            "connection.uri_san_peer_certificate"
+        ],
+        "{calls:?}"
+    );
     assert_eq!(
         calls
             .iter()
             .filter(|c| c.starts_with("proxy_get_header_map_pairs"))
             .count(),
         1
+    );
+    // The next request on the same connection costs one call: the connection id.
+    root.new_http_stream().on_request_headers(&host);
+    let calls = host.take_calls();
+    assert_eq!(property_calls(&calls), ["connection_id"], "{calls:?}");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("proxy_get_current_time")),
+        "{calls:?}"
     );
 }
 

@@ -162,6 +162,11 @@ fn root(
         }
         b"metadata" => {
             let s = stream?;
+            if field.is_none() {
+                // The whole `envoy.config.core.v3.Metadata` message: Envoy serializes a
+                // message with `SerializeToString`, which keeps each Struct value's kind.
+                return Some((Value::Bytes(metadata_message(&s.filter_metadata)), 0));
+            }
             let filter_metadata = Value::Map(
                 s.filter_metadata
                     .iter()
@@ -187,6 +192,69 @@ fn root(
         }
         _ => None,
     }
+}
+
+/// Binary `envoy.config.core.v3.Metadata`: `filter_metadata = 1` (map<string, Struct>);
+/// `google.protobuf.Struct.fields = 1` (map<string, Value>); `Value` is null 1, number 2
+/// (double), string 3, bool 4, struct 5, list 6 (`ListValue.values = 1`).
+fn metadata_message(filter_metadata: &serde_json::Map<String, Json>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (filter, fields) in filter_metadata {
+        let structure = match fields {
+            Json::Object(fields) => proto_struct(fields),
+            _ => Vec::new(),
+        };
+        proto_map_entry(&mut out, filter, &structure);
+    }
+    out
+}
+
+fn proto_struct(fields: &serde_json::Map<String, Json>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in fields {
+        proto_map_entry(&mut out, key, &proto_value(value));
+    }
+    out
+}
+
+fn proto_map_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let mut entry = Vec::new();
+    proto_bytes(&mut entry, 1, key.as_bytes());
+    proto_bytes(&mut entry, 2, value);
+    proto_bytes(out, 1, &entry);
+}
+
+fn proto_value(value: &Json) -> Vec<u8> {
+    let mut out = Vec::new();
+    match value {
+        Json::Null => out.extend_from_slice(&[1 << 3, 0]),
+        Json::Number(n) => {
+            out.push((2 << 3) | 1);
+            out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
+        }
+        Json::String(s) => proto_bytes(&mut out, 3, s.as_bytes()),
+        Json::Bool(b) => out.extend_from_slice(&[4 << 3, u8::from(*b)]),
+        Json::Object(fields) => proto_bytes(&mut out, 5, &proto_struct(fields)),
+        Json::Array(items) => {
+            let mut list = Vec::new();
+            for item in items {
+                proto_bytes(&mut list, 1, &proto_value(item));
+            }
+            proto_bytes(&mut out, 6, &list);
+        }
+    }
+    out
+}
+
+fn proto_bytes(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+    out.push((field << 3) | 2);
+    let mut len = bytes.len();
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(bytes);
 }
 
 fn whole(fields: &[&str], get: impl Fn(&[u8]) -> Option<Value>) -> Value {
@@ -434,5 +502,29 @@ mod tests {
         assert_eq!(inner.clone().index(b"0"), Some(Value::Double(1.0)));
         assert_eq!(inner.index(b"1"), Some(Value::str("x")));
         assert_eq!(v.index(b"t"), Some(Value::Bool(true)));
+    }
+
+    /// `metadata` read whole is the binary Metadata message, and the filter's decoder reads
+    /// back each value with its kind.
+    #[test]
+    fn whole_metadata_is_a_typed_message() {
+        use spiffe_authz::glue::facts::{metadata_value, StructValue};
+        let json = serde_json::json!({"f": {"s": "12345678", "n": 12345678.0, "l": ["a", 1], "long": "x".repeat(200)}});
+        let bytes = metadata_message(json.as_object().unwrap());
+        assert_eq!(
+            metadata_value(&bytes, "f", "s"),
+            Some(StructValue::String("12345678"))
+        );
+        assert_eq!(metadata_value(&bytes, "f", "n"), Some(StructValue::Other));
+        assert_eq!(
+            metadata_value(&bytes, "f", "l"),
+            Some(StructValue::List(vec!["a"]))
+        );
+        let long = "x".repeat(200);
+        assert_eq!(
+            metadata_value(&bytes, "f", "long"),
+            Some(StructValue::String(&long))
+        );
+        assert_eq!(metadata_value(&bytes, "g", "s"), Some(StructValue::Absent));
     }
 }

@@ -149,3 +149,255 @@ pub fn decode_struct_value(bytes: &[u8]) -> serde_json::Value {
         }
     }
 }
+
+/// One `google.protobuf.Value` of Envoy dynamic metadata, as far as Istio's generated
+/// matchers can see it (strings, and the string elements of lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StructValue<'a> {
+    Absent,
+    String(&'a str),
+    /// The list's string elements, in order; other elements are left out.
+    List(Vec<&'a str>),
+    /// A number, bool, null, struct, or a value with no kind set.
+    Other,
+}
+
+impl StructValue<'_> {
+    pub fn as_metadata_value(&self) -> crate::engine::MetadataValue<'_> {
+        use crate::engine::MetadataValue;
+        match self {
+            StructValue::Absent => MetadataValue::Absent,
+            StructValue::String(s) => MetadataValue::String(s),
+            StructValue::List(items) => MetadataValue::List(items),
+            StructValue::Other => MetadataValue::Other,
+        }
+    }
+}
+
+/// `filter_metadata[filter].fields[key]` from the whole `metadata` attribute, which Envoy
+/// returns as a binary `envoy.config.core.v3.Metadata` (a protobuf message is serialized
+/// with `SerializeToString`, `proxy-wasm-abi.md` §3.3). Read whole rather than by path
+/// because the message keeps each value's kind, while a path read returns a bare string,
+/// 8-byte double or 1-byte bool that cannot be told apart (an 8-byte string and a number
+/// look alike). `None` when the message is malformed: the value is then unknown, and the
+/// engine fails closed.
+///
+/// As in protobuf parsing, the last entry of a repeated map key and the last member of a
+/// `oneof` win; unknown fields are skipped.
+pub fn metadata_value<'a>(metadata: &'a [u8], filter: &str, key: &str) -> Option<StructValue<'a>> {
+    // Metadata.filter_metadata = 1: map<string, google.protobuf.Struct>.
+    let Some(fields) = map_entry(metadata, 1, filter)? else {
+        return Some(StructValue::Absent);
+    };
+    // Struct.fields = 1: map<string, google.protobuf.Value>.
+    let Some(value) = map_entry(fields, 1, key)? else {
+        return Some(StructValue::Absent);
+    };
+    struct_value(value)
+}
+
+/// The value bytes of the last entry with `key` in the map field `number` of `message`.
+fn map_entry<'a>(message: &'a [u8], number: u64, key: &str) -> Option<Option<&'a [u8]>> {
+    let mut found = None;
+    let mut fields = ProtoFields(message);
+    while let Some((n, wire)) = fields.next_field()? {
+        if n != number {
+            continue;
+        }
+        let Wire::Bytes(entry) = wire else {
+            return None;
+        };
+        // A map entry: key = 1, value = 2, each defaulting to empty.
+        let (mut entry_key, mut entry_value): (&[u8], &[u8]) = (b"", b"");
+        let mut inner = ProtoFields(entry);
+        while let Some((n, wire)) = inner.next_field()? {
+            match (n, wire) {
+                (1, Wire::Bytes(b)) => entry_key = b,
+                (2, Wire::Bytes(b)) => entry_value = b,
+                (1 | 2, _) => return None,
+                _ => {}
+            }
+        }
+        if entry_key == key.as_bytes() {
+            found = Some(entry_value);
+        }
+    }
+    Some(found)
+}
+
+/// `google.protobuf.Value`: null 1, number 2, string 3, bool 4, struct 5, list 6.
+fn struct_value(value: &[u8]) -> Option<StructValue<'_>> {
+    let mut out = StructValue::Other;
+    let mut fields = ProtoFields(value);
+    while let Some((n, wire)) = fields.next_field()? {
+        out = match (n, wire) {
+            (1 | 4, Wire::Varint) | (2, Wire::Fixed64) | (5, Wire::Bytes(_)) => StructValue::Other,
+            (3, Wire::Bytes(b)) => StructValue::String(std::str::from_utf8(b).ok()?),
+            (6, Wire::Bytes(list)) => StructValue::List(list_strings(list)?),
+            (1..=6, _) => return None,
+            _ => continue,
+        };
+    }
+    Some(out)
+}
+
+/// `google.protobuf.ListValue.values = 1`: the elements that are strings.
+fn list_strings(list: &[u8]) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut fields = ProtoFields(list);
+    while let Some((n, wire)) = fields.next_field()? {
+        match (n, wire) {
+            (1, Wire::Bytes(element)) => {
+                if let StructValue::String(s) = struct_value(element)? {
+                    out.push(s);
+                }
+            }
+            (1, _) => return None,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// A protobuf field's payload (wire types 0, 1, 2, 5; groups are never used by these
+/// messages and are treated as malformed).
+enum Wire<'a> {
+    Varint,
+    Fixed64,
+    Bytes(&'a [u8]),
+    Fixed32,
+}
+
+/// Fields of one protobuf message, in wire order.
+struct ProtoFields<'a>(&'a [u8]);
+
+impl<'a> ProtoFields<'a> {
+    /// `Some(None)` at the end, `None` when malformed.
+    fn next_field(&mut self) -> Option<Option<(u64, Wire<'a>)>> {
+        if self.0.is_empty() {
+            return Some(None);
+        }
+        let tag = self.varint()?;
+        let number = tag >> 3;
+        if number == 0 {
+            return None;
+        }
+        let wire = match tag & 7 {
+            0 => {
+                self.varint()?;
+                Wire::Varint
+            }
+            1 => {
+                self.take(8)?;
+                Wire::Fixed64
+            }
+            2 => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                Wire::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Wire::Fixed32
+            }
+            _ => return None,
+        };
+        Some(Some((number, wire)))
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut value: u64 = 0;
+        for i in 0..10 {
+            let (&byte, rest) = self.0.split_first()?;
+            self.0 = rest;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        if len > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Some(head)
+    }
+}
+
+/// Encodes dynamic metadata (`{"<filter>": {"<key>": <JSON value>}}`) as the binary
+/// `envoy.config.core.v3.Metadata` Envoy returns for `metadata`; for fake hosts in tests.
+/// JSON numbers become doubles, as in a `google.protobuf.Struct`.
+pub fn encode_metadata(filter_metadata: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (filter, fields) in filter_metadata {
+        let mut structure = Vec::new();
+        if let serde_json::Value::Object(fields) = fields {
+            for (key, value) in fields {
+                let mut entry = Vec::new();
+                put_bytes(&mut entry, 1, key.as_bytes());
+                put_bytes(&mut entry, 2, &encode_value(value));
+                put_bytes(&mut structure, 1, &entry);
+            }
+        }
+        let mut entry = Vec::new();
+        put_bytes(&mut entry, 1, filter.as_bytes());
+        put_bytes(&mut entry, 2, &structure);
+        put_bytes(&mut out, 1, &entry);
+    }
+    out
+}
+
+fn encode_value(value: &serde_json::Value) -> Vec<u8> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    match value {
+        Value::Null => {
+            put_varint(&mut out, 1 << 3);
+            put_varint(&mut out, 0);
+        }
+        Value::Number(n) => {
+            put_varint(&mut out, (2 << 3) | 1);
+            out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
+        }
+        Value::String(s) => put_bytes(&mut out, 3, s.as_bytes()),
+        Value::Bool(b) => {
+            put_varint(&mut out, 4 << 3);
+            put_varint(&mut out, u64::from(*b));
+        }
+        Value::Object(fields) => {
+            let mut structure = Vec::new();
+            for (key, value) in fields {
+                let mut entry = Vec::new();
+                put_bytes(&mut entry, 1, key.as_bytes());
+                put_bytes(&mut entry, 2, &encode_value(value));
+                put_bytes(&mut structure, 1, &entry);
+            }
+            put_bytes(&mut out, 5, &structure);
+        }
+        Value::Array(items) => {
+            let mut list = Vec::new();
+            for item in items {
+                put_bytes(&mut list, 1, &encode_value(item));
+            }
+            put_bytes(&mut out, 6, &list);
+        }
+    }
+    out
+}
+
+fn put_bytes(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+    put_varint(out, (number << 3) | 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}

@@ -5,11 +5,14 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use crate::config::{LogLevel, MtlsMode};
-use crate::engine::{Decision, HttpRequest, Request, RequestAuth, Verdict};
+use crate::engine::{
+    Decision, FilterMetadata, HttpRequest, MetadataKey, Request, RequestAuth, Verdict,
+};
 use crate::identity::{IdentitySource, InvalidPeerIdentity, PeerIdentity};
 
 use super::facts::{
     decode_pairs, decode_socket_address, decode_str, decode_struct_value, decode_u64,
+    metadata_value, StructValue,
 };
 use super::host::{Host, HostError};
 use super::identity::{establish_identity, fetch_connection_identity, needs_clock, XFCC_HEADER};
@@ -213,6 +216,9 @@ impl HttpStream {
                 .as_ref()
                 .map(|a| a.audiences.iter().map(String::as_str).collect())
                 .unwrap_or_default();
+            let metadata = dynamic_metadata(plugin, host);
+            let metadata_values = metadata_values(plugin, host, metadata.as_deref());
+            let filter_metadata = filter_metadata(&metadata_values);
             let request = Request {
                 principal: peer.as_ref().and_then(PeerIdentity::principal),
                 direct_remote_ip,
@@ -232,7 +238,7 @@ impl HttpStream {
                     presenter: a.presenter.as_deref(),
                     claims: a.claims.as_ref(),
                 }),
-                filter_metadata: &[],
+                filter_metadata: &filter_metadata,
             };
             Outcome::Decided(plugin.engine.decide(&request))
         };
@@ -307,7 +313,7 @@ impl HttpStream {
         plugin: &Plugin,
         host: &H,
     ) -> Result<Rc<ConnectionFacts>, HostError> {
-        let id = if plugin.cache_connection_facts {
+        let id = if caches_connection_facts(plugin) {
             host.property(&["connection_id"])?
                 .as_deref()
                 .and_then(decode_u64)
@@ -409,29 +415,35 @@ fn request_peer<H: Host + ?Sized>(
     })
 }
 
-/// The facts that are the same for every request on a connection, as far as policies need
-/// them.
+/// The facts that are the same for every request on a connection: the peer's identity
+/// always, the rest as far as policies need them.
+///
+/// The identity is established even when no policy reads it (`policies: []`, PERMISSIVE):
+/// a peer that presented an identity which fails verification is denied before any policy
+/// whatever they read (issue #5), because Istio would not have served it at all. It costs
+/// `connection.mtls`, one call per configured connection source and the clock, once per
+/// connection with the cache (see [`caches_connection_facts`]).
 pub(crate) fn fetch_connection<H: Host + ?Sized>(
     plugin: &Plugin,
     host: &H,
 ) -> Result<ConnectionFacts, HostError> {
     let needs = &plugin.needs;
-    let mut facts = ConnectionFacts::default();
-    if plugin.needs_identity() {
-        facts.identity_facts = fetch_connection_identity(host, &plugin.identity.sources)?;
-        // Plaintext is unauthenticated whatever the clock says.
-        let now = if facts.identity_facts.mtls == Some(false) {
-            0
-        } else {
-            clock(plugin, host)?
-        };
-        facts.peer = Some(establish_identity(
-            &facts.identity_facts,
-            None,
-            &plugin.identity,
-            now,
-        ));
-    }
+    let mut facts = ConnectionFacts {
+        identity_facts: fetch_connection_identity(host, &plugin.identity.sources)?,
+        ..ConnectionFacts::default()
+    };
+    // Plaintext is unauthenticated whatever the clock says.
+    let now = if facts.identity_facts.mtls == Some(false) {
+        0
+    } else {
+        clock(plugin, host)?
+    };
+    facts.peer = Some(establish_identity(
+        &facts.identity_facts,
+        None,
+        &plugin.identity,
+        now,
+    ));
     if needs.destination_ip || needs.destination_port {
         // One call gives both: `destination.address` is `ip:port`.
         facts.destination = host
@@ -448,6 +460,27 @@ pub(crate) fn fetch_connection<H: Host + ?Sized>(
             .map(str::to_string);
     }
     Ok(facts)
+}
+
+/// Whether connection facts are cached by connection id: configured (`cacheConnectionFacts`)
+/// and worth the one `connection_id` call it costs per request, i.e. it saves more than one.
+/// Since the identity is always established, it always does: `connection.mtls` plus either a
+/// connection source or, for XFCC alone, the clock.
+pub(crate) fn caches_connection_facts(plugin: &Plugin) -> bool {
+    plugin.config.cache_connection_facts && connection_fact_calls(plugin) >= 2
+}
+
+/// Host calls [`fetch_connection`] makes for an mTLS connection.
+fn connection_fact_calls(plugin: &Plugin) -> usize {
+    let needs = &plugin.needs;
+    let sources = &plugin.identity.sources;
+    1 + sources
+        .iter()
+        .filter(|s| !matches!(s, IdentitySource::Xfcc))
+        .count()
+        + usize::from(needs_clock(sources))
+        + usize::from(needs.destination_ip || needs.destination_port)
+        + usize::from(needs.sni)
 }
 
 /// Seconds since the epoch from the host, asked only when a source checks certificate validity.
@@ -475,6 +508,72 @@ fn source_ips<H: Host + ?Sized>(host: &H) -> Result<(Option<IpAddr>, Option<IpAd
         Some(addr) => (Some(addr.ip()), None),
         None => (None, None),
     })
+}
+
+/// The whole `metadata` attribute (binary `envoy.config.core.v3.Metadata`) when a policy
+/// reads dynamic metadata: one host call, whatever the number of keys. `Some(empty)` when the
+/// host has none; `None` when the host could not give it, so every value is unknown and the
+/// engine fails closed by action (a DENY on it matches, an ALLOW does not) rather than the
+/// whole request being refused.
+pub(crate) fn dynamic_metadata<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Option<Vec<u8>> {
+    if plugin.needs.filter_metadata.is_empty() {
+        return None;
+    }
+    match host.property(&["metadata"]) {
+        Ok(bytes) => Some(bytes.unwrap_or_default()),
+        Err(e) => {
+            plugin.log(
+                host,
+                LogLevel::Warn,
+                &format!("dynamic metadata unknown (policies on it fail closed): {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// The values the compiled policies read, found in `metadata`. A value that cannot be read
+/// (no metadata from the host, a malformed message) is left out: unknown to the engine.
+pub(crate) fn metadata_values<'a, H: Host + ?Sized>(
+    plugin: &'a Plugin,
+    host: &H,
+    metadata: Option<&'a [u8]>,
+) -> Vec<(&'a MetadataKey, StructValue<'a>)> {
+    let Some(metadata) = metadata else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(plugin.needs.filter_metadata.len());
+    for key in &plugin.needs.filter_metadata {
+        match metadata_value(metadata, &key.filter, &key.key) {
+            Some(value) => out.push((key, value)),
+            None => {
+                plugin.log(
+                    host,
+                    LogLevel::Warn,
+                    &format!(
+                        "dynamic metadata is not a valid Metadata message; {}[{}] unknown (policies on it fail closed)",
+                        key.filter, key.key
+                    ),
+                );
+                return Vec::new();
+            }
+        }
+    }
+    out
+}
+
+/// The engine's borrowed view of [`metadata_values`].
+pub(crate) fn filter_metadata<'a>(
+    values: &'a [(&'a MetadataKey, StructValue<'a>)],
+) -> Vec<FilterMetadata<'a>> {
+    values
+        .iter()
+        .map(|(key, value)| FilterMetadata {
+            filter: &key.filter,
+            key: &key.key,
+            value: value.as_metadata_value(),
+        })
+        .collect()
 }
 
 struct AuthnFacts {

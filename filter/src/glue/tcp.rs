@@ -10,7 +10,9 @@ use crate::identity::PeerIdentity;
 
 use super::facts::decode_socket_address;
 use super::host::{Host, HostError};
-use super::http::{fetch_connection, Action, INVALID_PEER_NOTE};
+use super::http::{
+    dynamic_metadata, fetch_connection, filter_metadata, metadata_values, Action, INVALID_PEER_NOTE,
+};
 use super::plugin::{Counters, Plugin, LOG_PREFIX};
 use super::report::{principal_for_log, report};
 
@@ -138,6 +140,9 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
         );
         return Ok(State::Denied);
     }
+    let metadata = dynamic_metadata(plugin, host);
+    let metadata_values = metadata_values(plugin, host, metadata.as_deref());
+    let filter_metadata = filter_metadata(&metadata_values);
     let request = Request {
         principal: connection.peer.as_ref().and_then(PeerIdentity::principal),
         direct_remote_ip: source.map(|a| a.ip()),
@@ -147,7 +152,7 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
         sni: connection.sni.as_deref(),
         http: None,
         request_auth: None,
-        filter_metadata: &[],
+        filter_metadata: &filter_metadata,
     };
     let decision = plugin.engine.decide(&request);
     report(plugin, host, &decision, &principal_text, &what);
