@@ -7,8 +7,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use spiffe_authz::engine::{Engine, EngineConfig, HttpRequest, Request, Workload};
-use spiffe_authz::normalize::PathNormalization;
+use spiffe_authz::engine::{Engine, EngineConfig, HttpRequest, Request};
 use spiffe_authz::policy::{Action, AuthorizationPolicy};
 
 /// One request to check, in the terms a user thinks of.
@@ -47,22 +46,15 @@ impl fmt::Display for Smell {
     }
 }
 
-/// Compiles `policies` for `workload` and decides `request`: returns the one-line decision and
-/// the engine's configure-time warnings.
+/// Compiles `policies` under `config` (the same settings the plugin configuration gives the
+/// engine: root namespace, trust domain and aliases, workload, path normalization) and decides
+/// `request`: returns the one-line decision and the engine's configure-time warnings.
 pub fn check(
     policies: &[AuthorizationPolicy],
-    workload: Workload,
-    trust_domain: &str,
+    config: &EngineConfig,
     request: &CheckRequest,
 ) -> Result<(String, Vec<String>), Vec<String>> {
-    let config = EngineConfig {
-        root_namespace: "istio-system".into(),
-        trust_domain: trust_domain.into(),
-        trust_domain_aliases: Vec::new(),
-        workload,
-        path_normalization: PathNormalization::Base,
-    };
-    let (engine, warnings) = Engine::compile(policies, &config)
+    let (engine, warnings) = Engine::compile(policies, config)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let headers: Vec<(&str, &str)> = request
         .http
@@ -181,6 +173,7 @@ fn pins_namespace(principal: &str) -> bool {
 mod tests {
     use super::*;
     use crate::policy_files::load_policy_text;
+    use spiffe_authz::engine::Workload;
 
     fn load(yaml: &str) -> Vec<AuthorizationPolicy> {
         load_policy_text(yaml, "t.yaml").unwrap().policies
@@ -196,10 +189,16 @@ spec:
     to: [{operation: {methods: ["GET"]}}]
 "#;
 
-    fn workload() -> Workload {
-        Workload {
-            namespace: "demo".into(),
-            labels: Default::default(),
+    fn config(root_namespace: &str) -> EngineConfig {
+        EngineConfig {
+            root_namespace: root_namespace.into(),
+            trust_domain: "cluster.local".into(),
+            trust_domain_aliases: Vec::new(),
+            workload: Workload {
+                namespace: "demo".into(),
+                labels: Default::default(),
+            },
+            path_normalization: spiffe_authz::normalize::PathNormalization::Base,
         }
     }
 
@@ -221,21 +220,44 @@ spec:
         let policies = load(FRONTEND_ONLY);
         let (allowed, _) = check(
             &policies,
-            workload(),
-            "cluster.local",
+            &config("istio-system"),
             &get(Some("spiffe://cluster.local/ns/demo/sa/frontend")),
         )
         .unwrap();
         assert!(allowed.contains("demo/allow-frontend"), "{allowed}");
         let (denied, _) = check(
             &policies,
-            workload(),
-            "cluster.local",
+            &config("istio-system"),
             &get(Some("cluster.local/ns/demo/sa/other")),
         )
         .unwrap();
         assert_ne!(allowed, denied);
         assert!(denied.to_lowercase().contains("deny"), "{denied}");
+    }
+
+    /// Istio: policies in the root namespace (meshConfig.rootNamespace, `istio-system` unless a
+    /// mesh sets another) apply to every workload; elsewhere only to their own namespace.
+    #[test]
+    fn the_root_namespace_is_the_one_given() {
+        let policies = load(
+            r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-all, namespace: mesh-root}
+spec:
+  action: DENY
+  rules: [{}]
+"#,
+        );
+        let caller = get(Some("cluster.local/ns/demo/sa/frontend"));
+        let (default_root, _) = check(&policies, &config("istio-system"), &caller).unwrap();
+        assert!(
+            !default_root.contains("mesh-root/deny-all"),
+            "{default_root}"
+        );
+        let (own_root, _) = check(&policies, &config("mesh-root"), &caller).unwrap();
+        assert!(own_root.contains("mesh-root/deny-all"), "{own_root}");
+        assert!(own_root.to_lowercase().contains("deny"), "{own_root}");
     }
 
     #[test]

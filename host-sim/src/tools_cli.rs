@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use spiffe_authz::engine::Workload;
+use spiffe_authz::engine::{EngineConfig, Workload};
+use spiffe_authz::normalize::PathNormalization;
 
 use crate::check::{self, CheckHttp, CheckRequest};
 use crate::oci::{self, Variant};
@@ -141,6 +142,15 @@ pub struct CheckArgs {
     workload_labels: Vec<(String, String)>,
     #[arg(long, default_value = "cluster.local")]
     trust_domain: String,
+    /// Another name of the local trust domain (the plugin's trustDomainAliases); repeatable.
+    #[arg(long = "trust-domain-alias")]
+    trust_domain_aliases: Vec<String>,
+    /// Namespace whose policies apply mesh-wide (the plugin's rootNamespace).
+    #[arg(long, default_value = "istio-system")]
+    root_namespace: String,
+    /// NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES (the plugin's pathNormalization).
+    #[arg(long, default_value = "BASE", value_parser = parse_path_normalization)]
+    path_normalization: PathNormalization,
     /// The caller's principal (`td/ns/x/sa/y` or `spiffe://…`); omit for a plaintext caller.
     #[arg(long)]
     principal: Option<String>,
@@ -173,6 +183,11 @@ pub struct CertsArgs {
     #[arg(long = "workload", value_parser = parse_workload,
           default_values = ["demo/frontend", "demo/backend", "ops/deployer", "payments/payment-service"])]
     workloads: Vec<(String, String)>,
+}
+
+fn parse_path_normalization(s: &str) -> Result<PathNormalization, String> {
+    s.parse()
+        .map_err(|e: spiffe_authz::normalize::UnknownPathNormalization| e.to_string())
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -340,10 +355,17 @@ fn run_check(args: CheckArgs) -> Result<()> {
                 .collect(),
         }),
     };
+    let config = EngineConfig {
+        root_namespace: args.root_namespace,
+        trust_domain: args.trust_domain,
+        trust_domain_aliases: args.trust_domain_aliases,
+        workload,
+        path_normalization: args.path_normalization,
+    };
     let (decision, warnings) =
-        check::check(&loaded.policies, workload, &args.trust_domain, &request).map_err(
-            |errors| anyhow::anyhow!("the policies do not compile:\n  {}", errors.join("\n  ")),
-        )?;
+        check::check(&loaded.policies, &config, &request).map_err(|errors| {
+            anyhow::anyhow!("the policies do not compile:\n  {}", errors.join("\n  "))
+        })?;
     println!("{decision}");
     for warning in warnings {
         println!("warning: {warning}");
