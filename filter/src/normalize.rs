@@ -132,6 +132,32 @@ pub enum PathError {
 /// The path Istio's RBAC matchers compare against for `mode`: the HCM-normalized path
 /// without the `?query`. Borrows when nothing changes.
 pub fn normalize_path(path: &str, mode: PathNormalization) -> Result<Cow<'_, str>, PathError> {
+    let mut scratch = PathScratch::default();
+    let normalized = normalize_path_in(path, mode, &mut scratch)?;
+    let path_only = path.split_once('?').map_or(path, |(p, _)| p);
+    Ok(if normalized == path_only {
+        Cow::Borrowed(path_only)
+    } else {
+        Cow::Owned(normalized.to_owned())
+    })
+}
+
+/// Reusable buffers for [`normalize_path_in`]: a path that needs rewriting is written into
+/// them instead of into fresh strings, so once they have grown to the longest path seen,
+/// normalizing allocates nothing. Three, because a pass compares its result with its start
+/// while its steps write back and forth between the other two.
+#[derive(Debug, Clone, Default)]
+pub struct PathScratch {
+    buffers: [Vec<u8>; 3],
+}
+
+/// [`normalize_path`] writing into `scratch`: the result borrows from `path` when nothing
+/// changes, else from `scratch`.
+pub fn normalize_path_in<'a>(
+    path: &'a str,
+    mode: PathNormalization,
+    scratch: &'a mut PathScratch,
+) -> Result<&'a str, PathError> {
     if path.is_empty() {
         return Err(PathError::Empty);
     }
@@ -145,82 +171,131 @@ pub fn normalize_path(path: &str, mode: PathNormalization) -> Result<Cow<'_, str
         return Err(PathError::NotAbsolute);
     }
     let path_only = path.split_once('?').map_or(path, |(p, _)| p);
-    let mut current = Cow::Borrowed(path_only);
+    let input = path_only.as_bytes();
     // Envoy makes one pass. For a few inputs one pass is not a fixed point (`\..;` or
     // `%2e.;` only become a `..;` segment during canonicalization), and the engine may see a
     // path the HCM already normalized: passes repeat until nothing changes, which is also
     // what a backend that normalizes again would read. Every changing pass after the first
     // shortens the path, so this ends; the bound refuses crafted deep nesting.
+    let mut pass_start: Option<usize> = None;
+    let mut fixed_point = None;
     for _ in 0..MAX_PASSES {
-        match one_pass(&current, mode)? {
-            None => return Ok(current),
-            Some(next) => current = Cow::Owned(next),
+        let mut steps = Steps {
+            input,
+            scratch: &mut *scratch,
+            pass_start,
+            current: pass_start,
+        };
+        if mode.unescapes_slashes() {
+            steps.apply(|src, out| Ok(unescape_slashes_into(src, out)))?;
         }
+        if mode.canonicalizes() {
+            steps.apply(|src, out| Ok(strip_dot_segment_parameters_into(src, out)))?;
+            steps.apply(canonicalize_into)?;
+        }
+        if mode.merges_slashes() {
+            steps.apply(|src, out| Ok(merge_slashes_into(src, out)))?;
+        }
+        let current = steps.current;
+        if current == pass_start || steps.view(current) == steps.view(pass_start) {
+            fixed_point = Some(pass_start);
+            break;
+        }
+        pass_start = current;
     }
-    Err(PathError::Unstable)
+    let Some(at) = fixed_point else {
+        return Err(PathError::Unstable);
+    };
+    let scratch: &'a PathScratch = scratch;
+    // Every step keeps UTF-8 (escapes are ASCII, non-ASCII is only ever copied or escaped);
+    // should that ever break, refusing the path is the safe answer.
+    std::str::from_utf8(view(input, scratch, at)).map_err(|_| PathError::Unstable)
 }
 
 const MAX_PASSES: usize = 8;
 
-/// The HCM steps once (`ConnectionManagerUtility::maybeNormalizePath` order); `None` when the
-/// path did not change.
-fn one_pass(path: &str, mode: PathNormalization) -> Result<Option<String>, PathError> {
-    let mut current = Cow::Borrowed(path);
-    if mode.unescapes_slashes() {
-        replace_if_changed(&mut current, unescape_slashes);
+/// The bytes at `at`: the input, or one of the scratch buffers.
+fn view<'a>(input: &'a [u8], scratch: &'a PathScratch, at: Option<usize>) -> &'a [u8] {
+    match at.and_then(|i| scratch.buffers.get(i)) {
+        Some(buffer) => buffer,
+        None => input,
     }
-    if mode.canonicalizes() {
-        replace_if_changed(&mut current, strip_dot_segment_parameters);
-        if let Some(canonical) = canonicalize_path(&current)? {
-            current = Cow::Owned(canonical);
-        }
-    }
-    if mode.merges_slashes() {
-        replace_if_changed(&mut current, merge_slashes);
-    }
-    Ok(match current {
-        Cow::Owned(changed) if changed != path => Some(changed),
-        _ => None,
-    })
 }
 
-fn replace_if_changed(current: &mut Cow<'_, str>, step: impl Fn(&str) -> Option<String>) {
-    if let Some(changed) = step(current) {
-        *current = Cow::Owned(changed);
+/// One pass's HCM steps (`ConnectionManagerUtility::maybeNormalizePath` order), each reading
+/// the current path and writing a changed one into a free buffer.
+struct Steps<'s> {
+    input: &'s [u8],
+    scratch: &'s mut PathScratch,
+    pass_start: Option<usize>,
+    current: Option<usize>,
+}
+
+impl Steps<'_> {
+    fn view(&self, at: Option<usize>) -> &[u8] {
+        view(self.input, self.scratch, at)
+    }
+
+    /// `step` writes its result into `out` and says whether it changed anything.
+    fn apply(
+        &mut self,
+        step: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<bool, PathError>,
+    ) -> Result<(), PathError> {
+        let free = (0..3)
+            .find(|&i| Some(i) != self.current && Some(i) != self.pass_start)
+            .unwrap_or(0);
+        let [a, b, c] = &mut self.scratch.buffers;
+        let (src, out): (&[u8], &mut Vec<u8>) = match (self.current, free) {
+            (None, 0) => (self.input, a),
+            (None, 1) => (self.input, b),
+            (None, _) => (self.input, c),
+            (Some(0), 1) => (a, b),
+            (Some(0), _) => (a, c),
+            (Some(1), 0) => (b, a),
+            (Some(1), _) => (b, c),
+            (Some(_), 0) => (c, a),
+            (Some(_), _) => (c, b),
+        };
+        out.clear();
+        if step(src, out)? {
+            self.current = Some(free);
+        }
+        Ok(())
     }
 }
 
 /// Envoy `PathUtil::unescapeSlashes` on a path without query: `%2F`/`%2f` -> `/`,
 /// `%5C`/`%5c` -> `\`, one pass, left to right. `None` when nothing was unescaped.
 pub fn unescape_slashes(path: &str) -> Option<String> {
-    if !path.contains('%') {
-        return None;
+    let mut out = Vec::new();
+    unescape_slashes_into(path.as_bytes(), &mut out).then(|| lossless(out))
+}
+
+fn unescape_slashes_into(path: &[u8], out: &mut Vec<u8>) -> bool {
+    if !path.contains(&b'%') {
+        return false;
     }
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
     let mut changed = false;
-    while let Some(at) = rest.find('%') {
-        let (before, from_percent) = rest.split_at(at);
-        out.push_str(before);
-        let replacement = match from_percent.get(..3) {
-            Some("%2F" | "%2f") => Some('/'),
-            Some("%5C" | "%5c") => Some('\\'),
+    let mut i = 0;
+    while let Some(&b) = path.get(i) {
+        let replacement = match (b, path.get(i + 1..i + 3)) {
+            (b'%', Some(b"2F" | b"2f")) => Some(b'/'),
+            (b'%', Some(b"5C" | b"5c")) => Some(b'\\'),
             _ => None,
         };
         match replacement {
             Some(c) => {
                 out.push(c);
                 changed = true;
-                rest = from_percent.get(3..).unwrap_or_default();
+                i += 3;
             }
             None => {
-                out.push('%');
-                rest = from_percent.get(1..).unwrap_or_default();
+                out.push(b);
+                i += 1;
             }
         }
     }
-    out.push_str(rest);
-    changed.then_some(out)
+    changed
 }
 
 /// Envoy `PathUtil::stripParametersFromDotSegments` (runtime guard
@@ -228,50 +303,64 @@ pub fn unescape_slashes(path: &str) -> Option<String> {
 /// becomes `..` and one starting with `.;` becomes `.`, so `/a/..;x=y/admin` canonicalizes to
 /// `/admin` as servlet containers read it. `None` when nothing changed.
 pub fn strip_dot_segment_parameters(path: &str) -> Option<String> {
-    if !path.contains(".;") {
-        return None;
+    let mut out = Vec::new();
+    strip_dot_segment_parameters_into(path.as_bytes(), &mut out).then(|| lossless(out))
+}
+
+fn strip_dot_segment_parameters_into(path: &[u8], out: &mut Vec<u8>) -> bool {
+    if !path.windows(2).any(|w| w == b".;") {
+        return false;
     }
     let mut changed = false;
-    let segments: Vec<&str> = path
-        .split('/')
-        .map(|segment| {
-            if segment.starts_with("..;") {
-                changed = true;
-                ".."
-            } else if segment.starts_with(".;") {
-                changed = true;
-                "."
-            } else {
-                segment
-            }
-        })
-        .collect();
-    changed.then(|| segments.join("/"))
+    for (i, segment) in path.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        if segment.starts_with(b"..;") {
+            changed = true;
+            out.extend_from_slice(b"..");
+        } else if segment.starts_with(b".;") {
+            changed = true;
+            out.push(b'.');
+        } else {
+            out.extend_from_slice(segment);
+        }
+    }
+    changed
 }
 
 /// Envoy `PathUtil::mergeSlashes` on a path without query: runs of `/` become one, keeping a
 /// leading and a trailing `/`. As in Envoy, a path of only slashes (`//`, `///`) becomes `//`.
 /// `None` when there was no `//`.
 pub fn merge_slashes(path: &str) -> Option<String> {
-    if !path.contains("//") {
-        return None;
+    let mut out = Vec::new();
+    merge_slashes_into(path.as_bytes(), &mut out).then(|| lossless(out))
+}
+
+fn merge_slashes_into(path: &[u8], out: &mut Vec<u8>) -> bool {
+    if !path.windows(2).any(|w| w == b"//") {
+        return false;
     }
-    let mut out = String::with_capacity(path.len());
-    if path.starts_with('/') {
-        out.push('/');
+    if path.starts_with(b"/") {
+        out.push(b'/');
     }
     let mut first = true;
-    for segment in path.split('/').filter(|s| !s.is_empty()) {
+    for segment in path.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
         if !first {
-            out.push('/');
+            out.push(b'/');
         }
-        out.push_str(segment);
+        out.extend_from_slice(segment);
         first = false;
     }
-    if path.ends_with('/') {
-        out.push('/');
+    if path.ends_with(b"/") {
+        out.push(b'/');
     }
-    Some(out)
+    true
+}
+
+/// A step's output as a `String`: the steps only move whole UTF-8 sequences or write ASCII.
+fn lossless(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// How Chromium's path canonicalizer (`url_canon_path.cc`, used by Envoy's `canonicalPath`)
@@ -411,11 +500,16 @@ fn needs_canonicalization(path: &[u8]) -> bool {
 /// `Ok(None)` when the path is already canonical. One pass, like Envoy: `%%41` gives `%A`,
 /// which [`normalize_path`] then treats in its next pass.
 pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
-    let input = path.as_bytes();
+    let mut out = Vec::new();
+    Ok(canonicalize_into(path.as_bytes(), &mut out)?.then(|| lossless(out)))
+}
+
+/// [`canonicalize_path`] writing into `out`; `Ok(false)` when the path is already canonical.
+fn canonicalize_into(input: &[u8], out: &mut Vec<u8>) -> Result<bool, PathError> {
     if !needs_canonicalization(input) {
-        return Ok(None);
+        return Ok(false);
     }
-    let mut out: Vec<u8> = Vec::with_capacity(input.len() + 8);
+    out.reserve(input.len() + 8);
     let path_begin = 0;
     if !input.first().is_some_and(|&b| is_url_slash(b)) {
         out.push(b'/');
@@ -432,7 +526,7 @@ pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
                     }
                     AfterDot::Current { consumed } => i += dot + consumed,
                     AfterDot::Parent { consumed } => {
-                        back_up_to_previous_slash(&mut out, path_begin);
+                        back_up_to_previous_slash(out, path_begin);
                         i += dot + consumed;
                     }
                 }
@@ -467,15 +561,12 @@ pub fn canonicalize_path(path: &str) -> Result<Option<String>, PathError> {
             }
             _ => match char_class(b) {
                 CharClass::Invalid => return Err(PathError::EscapedNul),
-                CharClass::Escape => push_escaped(&mut out, b),
+                CharClass::Escape => push_escaped(out, b),
                 CharClass::Pass | CharClass::Unreserved => out.push(b),
             },
         }
         i += 1;
     }
-    if out == input {
-        return Ok(None);
-    }
     // Every byte written is ASCII: non-ASCII input bytes were escaped.
-    Ok(Some(String::from_utf8_lossy(&out).into_owned()))
+    Ok(out.as_slice() != input)
 }

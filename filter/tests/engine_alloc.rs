@@ -1,10 +1,8 @@
 //! `Engine::decide` allocates nothing: a counting global allocator watches the deciding
 //! thread while decisions are made for every kind of request and outcome (allow, deny,
-//! dry-run, audit, TCP, headers sent twice, JWT claims, indexed and scanned rules).
-//!
-//! One exception by design: a path that normalization must rewrite (`/a/../b` under BASE) is
-//! copied once. Inside Envoy that never happens, because the HCM normalizes `:path` with the
-//! same options before any filter runs, so the engine only ever sees normal paths.
+//! dry-run, audit, TCP, headers sent twice, JWT claims, dynamic metadata, indexed and scanned
+//! rules), paths that normalization rewrites included: they are written into a reused
+//! per-thread buffer, which only grows (during the warm-up here) to the longest such path.
 
 // Tests state their expectations with unwrap/expect/panic; the workspace denies them only in
 // the filter's own code.
@@ -22,7 +20,8 @@ use std::cell::Cell;
 
 use engine_support::*;
 use serde_json::json;
-use spiffe_authz::engine::{HttpRequest, Request, RequestAuth};
+use spiffe_authz::engine::{FilterMetadata, HttpRequest, MetadataValue, Request, RequestAuth};
+use spiffe_authz::normalize::PathScratch;
 
 struct Counting;
 
@@ -115,6 +114,14 @@ fn decide_allocates_nothing() {
             "dry-allow",
             json!({"rules": [{"to": [{"operation": {"hosts": ["*.example.com"]}}]}]}),
         )),
+        dry_run(policy(
+            "dry-audit",
+            json!({"action": "AUDIT", "rules": [{"to": [{"operation": {"paths": ["/b"]}}]}]}),
+        )),
+        policy(
+            "deny-lua-role",
+            json!({"action": "DENY", "rules": [{"when": [{"key": "experimental.envoy.filters.http.lua[role]", "values": ["[banned]", "guest"]}]}]}),
+        ),
     ];
     for i in 0..200 {
         policies.push(policy(
@@ -142,6 +149,12 @@ fn decide_allocates_nothing() {
         presenter: None,
         claims: Some(&claims),
     };
+    let roles = ["reader", "banned"];
+    let metadata = [FilterMetadata {
+        filter: "envoy.filters.http.lua",
+        key: "role",
+        value: MetadataValue::List(&roles),
+    }];
     let http = |method, path, host| HttpRequest {
         method,
         path,
@@ -182,6 +195,21 @@ fn decide_allocates_nothing() {
             http: Some(http("GET", "/bad#fragment", "h")),
             ..Request::default()
         },
+        // Rewritten by normalization: dot segments (BASE), merged slashes, a decoded escape,
+        // a parameter stripped from a dot segment; each takes several steps of one pass.
+        Request {
+            http: Some(http("GET", "/a/./../b?q=1", "h")),
+            ..Request::default()
+        },
+        Request {
+            http: Some(http("GET", "//api///x/%41%42/..;x=y/../admin", "h")),
+            ..Request::default()
+        },
+        Request {
+            http: Some(http("GET", "/items/\\x/%7e%2e%2E/view", "h")),
+            filter_metadata: &metadata,
+            ..Request::default()
+        },
     ];
     // Warm up: lazily initialized statics (none expected) are not per-decision costs.
     for r in &requests {
@@ -191,4 +219,71 @@ fn decide_allocates_nothing() {
         let (decision, n) = allocations_in(|| engine.decide(r));
         assert_eq!(n, 0, "request {i} allocated {n} times: {decision}");
     }
+    // The rewritten paths were judged normalized (MERGE_SLASHES): `/b`, `/api/admin`; and the
+    // metadata list was read.
+    let (plain, _) = compile_with(
+        &[
+            policy(
+                "deny-admin",
+                json!({"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/api/admin"]}}]}]}),
+            ),
+            policy(
+                "deny-lua-role",
+                json!({"action": "DENY", "rules": [{"when": [{"key": "experimental.envoy.filters.http.lua[role]", "values": ["[banned]"]}]}]}),
+            ),
+            dry_run(policy(
+                "dry-audit",
+                json!({"action": "AUDIT", "rules": [{"to": [{"operation": {"paths": ["/b"]}}]}]}),
+            )),
+        ],
+        &cfg,
+    );
+    let said = |i: usize| plain.decide(&requests[i]).to_string();
+    assert_eq!(
+        said(6),
+        // No metadata told for it: the DENY on it fails closed.
+        "deny: denied by foo/deny-lua-role rule 0; dry-run audit: foo/dry-audit rule 0"
+    );
+    assert_eq!(said(7), "deny: denied by foo/deny-admin rule 0");
+    assert_eq!(said(8), "deny: denied by foo/deny-lua-role rule 0");
+
+    // A caller-owned buffer works the same, and is all a rewritten path needs once grown.
+    let mut scratch = PathScratch::default();
+    let _ = engine.decide_with(&requests[7], &mut scratch);
+    let (decision, n) = allocations_in(|| engine.decide_with(&requests[7], &mut scratch));
+    assert_eq!(n, 0, "decide_with allocated {n} times: {decision}");
+    assert_eq!(decision, engine.decide(&requests[7]));
+}
+
+#[test]
+fn a_fresh_buffer_is_what_a_rewritten_path_costs() {
+    // The counter would see the rewrite if it went anywhere but the buffer: the first decision
+    // on a fresh one grows it, the same decision again does not.
+    let cfg = spiffe_authz::engine::EngineConfig {
+        path_normalization: spiffe_authz::normalize::PathNormalization::Base,
+        ..config()
+    };
+    let (engine, _) = compile_with(
+        &[policy(
+            "deny-admin",
+            json!({"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]}),
+        )],
+        &cfg,
+    );
+    let request = Request {
+        http: Some(HttpRequest {
+            method: "GET",
+            path: "/x/../admin",
+            host: "h",
+            headers: &[],
+        }),
+        ..Request::default()
+    };
+    let mut scratch = PathScratch::default();
+    let (first, grew) = allocations_in(|| engine.decide_with(&request, &mut scratch));
+    assert!(grew >= 1, "the first rewrite grows the buffer");
+    let (again, n) = allocations_in(|| engine.decide_with(&request, &mut scratch));
+    assert_eq!(n, 0);
+    assert_eq!(first.to_string(), "deny: denied by foo/deny-admin rule 0");
+    assert_eq!(again, first);
 }

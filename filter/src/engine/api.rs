@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::normalize::PathNormalization;
+use crate::normalize::{PathNormalization, PathScratch};
 use crate::policy::AuthorizationPolicy;
 
 /// The workload this filter instance guards (Istio node metadata `NAMESPACE` / `LABELS`).
@@ -298,9 +298,16 @@ impl Engine {
         self.compiled.needs.clone()
     }
 
-    /// Decides one request or connection (`request.http == None`). Does not allocate.
+    /// Decides one request or connection (`request.http == None`). Does not allocate: a path
+    /// normalization rewrites goes into a per-thread buffer that is reused (it only grows to
+    /// the longest such path seen).
     pub fn decide(&self, request: &Request<'_>) -> Decision {
         super::decide::decide(&self.compiled, request)
+    }
+
+    /// [`Engine::decide`] with a caller-owned buffer for rewritten paths.
+    pub fn decide_with(&self, request: &Request<'_>, scratch: &mut PathScratch) -> Decision {
+        super::decide::decide_with(&self.compiled, request, scratch)
     }
 }
 

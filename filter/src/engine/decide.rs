@@ -8,9 +8,9 @@
 //! enforced; each filter runs its shadow rules before its enforced ones, and a filter after
 //! an enforced denial does not run at all.
 
-use std::borrow::Cow;
+use std::cell::RefCell;
 
-use crate::normalize::PathNormalization;
+use crate::normalize::{normalize_path_in, PathScratch};
 
 use super::api::{
     Decision, DryRunOutcome, PolicyName, PolicyRef, Reason, Request, ShadowResult, ShadowResults,
@@ -20,13 +20,31 @@ use super::compile::Compiled;
 use super::index::RuleSet;
 use super::rule::{CompiledRule, Facts, HttpFacts};
 
+thread_local! {
+    /// Where paths that normalization rewrites are written, reused by every decision on the
+    /// thread (a Wasm VM has one), so rewriting allocates only while the buffers grow.
+    static PATH_SCRATCH: RefCell<PathScratch> = RefCell::new(PathScratch::default());
+}
+
 pub(crate) fn decide(c: &Compiled, req: &Request<'_>) -> Decision {
-    let normalized: Cow<'_, str>;
+    let with_own = || decide_with(c, req, &mut PathScratch::default());
+    PATH_SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => decide_with(c, req, &mut scratch),
+            // Only a decision made while another holds the buffer (none does) or thread
+            // teardown could get here: a buffer of its own is still a correct decision.
+            Err(_) => with_own(),
+        })
+        .unwrap_or_else(|_| with_own())
+}
+
+pub(crate) fn decide_with(c: &Compiled, req: &Request<'_>, scratch: &mut PathScratch) -> Decision {
+    let normalized: &str;
     let http = match &req.http {
         Some(h) => {
-            normalized = match normalized_path(h.path, c.path_normalization) {
-                Some(p) => p,
-                None => {
+            normalized = match normalize_path_in(h.path, c.path_normalization, scratch) {
+                Ok(p) => p,
+                Err(_) => {
                     return Decision {
                         verdict: Verdict::Deny,
                         reason: Reason::InvalidPath,
@@ -38,7 +56,7 @@ pub(crate) fn decide(c: &Compiled, req: &Request<'_>) -> Decision {
             };
             Some(HttpFacts {
                 method: h.method,
-                path: without_query(&normalized),
+                path: without_query(normalized),
                 raw_path: h.path,
                 host: h.host,
                 headers: h.headers,
@@ -163,12 +181,6 @@ fn enforce(
         Some(r) => (Verdict::Allow, Reason::AllowedBy(policy_ref(r))),
         None => (Verdict::Deny, Reason::NoAllowPolicyMatched),
     }
-}
-
-/// The path Envoy's HCM hands to its filters under Istio's `pathNormalization`, without the
-/// query; `None` when Envoy would reject the request (then nothing is evaluated: deny).
-fn normalized_path(raw: &str, mode: PathNormalization) -> Option<Cow<'_, str>> {
-    crate::normalize::normalize_path(raw, mode).ok()
 }
 
 /// Envoy `PathUtil::removeQueryAndFragment`: RBAC path matchers compare the path only.
