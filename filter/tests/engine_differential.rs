@@ -1,10 +1,14 @@
-//! Differential property test: random policies and requests, the compiled (indexed) engine
-//! against the naive reference evaluator in `engine_reference/`. A seeded generator keeps
-//! failures reproducible: the failing seed and case are printed.
+//! Differential property test: random meshes, policy sets and requests, the compiled
+//! (indexed) engine against the naive reference evaluator in `engine_reference/`, compared on
+//! the whole decision line (verdict, deciding policy and rule, dry-run outcome, audit). A
+//! seeded generator keeps failures reproducible: the seed, case and inputs are printed.
 //!
-//! Values come from small pools so that rules collide with requests often, and rule counts go
-//! up to a few dozen so that every index (exact/prefix/suffix principals, CIDRs, paths,
-//! headers) and the scan list are exercised together.
+//! Values come from small pools so that rules collide with requests often; the pools cover
+//! every `Source` and `Operation` field and its `notX`, every condition key the engine
+//! supports except `experimental.*`, TCP connections, unknown addresses, dry-run spellings,
+//! AUDIT, root namespaces and selectors, targetRefs, trust-domain aliases and many policies.
+//! How long: `SPIFFE_AUTHZ_DIFF_PAIRS` (default 1,000,000 in release, 100,000 in debug) and
+//! `SPIFFE_AUTHZ_DIFF_SEED`.
 
 // Tests state their expectations with unwrap/expect/panic; the workspace denies them only in
 // the filter's own code.
@@ -50,26 +54,37 @@ impl Rng {
     }
 }
 
+/// Peers: every trust domain the configurations below make local, alias or foreign.
 const PRINCIPALS: &[&str] = &[
     "cluster.local/ns/foo/sa/alice",
     "cluster.local/ns/foo/sa/bob",
     "cluster.local/ns/bar/sa/alice",
     "cluster.local/ns/bar/sa/carol",
+    "td.new/ns/foo/sa/alice",
+    "td.new/ns/bar/sa/carol",
+    "old.td/ns/foo/sa/bob",
     "other.td/ns/foo/sa/alice",
 ];
 const PRINCIPAL_VALUES: &[&str] = &[
     "cluster.local/ns/foo/sa/alice",
     "cluster.local/ns/foo/sa/bob",
     "cluster.local/ns/bar/sa/carol",
+    "cluster.local/ns/foo/sa/*",
+    "td.new/ns/foo/sa/alice",
+    "old.td/ns/foo/sa/bob",
     "cluster.local/ns/foo/*",
     "cluster.local/*",
     "*/sa/alice",
+    "*/ns/foo/sa/bob",
     "*alice",
     "*",
     "other.td/ns/foo/sa/alice",
 ];
-const NAMESPACES: &[&str] = &["foo", "bar", "ba*", "*", "*oo"];
+const NAMESPACES: &[&str] = &["foo", "bar", "ba*", "*", "*oo", "f*"];
+const SERVICE_ACCOUNTS: &[&str] = &["foo/alice", "bar/carol", "alice", "bob", "bar/alice"];
+const TRUST_DOMAINS: &[&str] = &["cluster.local", "td.new", "old.td", "other.td", "*", "*.td"];
 const IPS: &[&str] = &["10.0.0.1", "10.0.1.7", "192.168.1.1", "2001:db8::1"];
+const LOCAL_IPS: &[&str] = &["10.0.0.2", "10.0.1.7", "2001:db8::2"];
 const CIDRS: &[&str] = &[
     "10.0.0.0/8",
     "10.0.0.0/24",
@@ -78,16 +93,24 @@ const CIDRS: &[&str] = &[
     "2001:db8::/32",
     "0.0.0.0/0",
 ];
+/// Paths Envoy refuses before any filter (an empty or relative path, a fragment, a newline):
+/// drawn 5% of the time, since they stop before the policies.
+const INVALID_PATHS: &[&str] = &["/ip#frag", "", "ip", "/a\nb"];
 const PATHS: &[&str] = &[
     "/",
     "/ip",
     "/ip?x=1",
     "/api/v1/users",
     "/api/v2/admin",
+    "/api/v1/x/users",
+    "/api/",
+    "/api",
+    "//users",
+    "/a%20b/users",
+    "/a b/users",
     "/admin",
     "/admin/x.json",
     "/static/a.css",
-    "/ip#frag",
 ];
 const PATH_VALUES: &[&str] = &[
     "/ip",
@@ -100,63 +123,140 @@ const PATH_VALUES: &[&str] = &[
     "/api/{*}/users",
     "/api/{**}",
     "/{*}",
+    "/{**}/users",
+    "/{*}/v1/{**}",
 ];
-const METHODS: &[&str] = &["GET", "POST", "DELETE"];
-const METHOD_VALUES: &[&str] = &["GET", "POST", "P*", "*"];
-const HOSTS: &[&str] = &["httpbin.foo", "HTTPBIN.foo:8000", "api.example.com"];
-const HOST_VALUES: &[&str] = &["httpbin.foo", "*.example.com", "httpbin*", "*"];
+const METHODS: &[&str] = &["GET", "POST", "DELETE", "get"];
+const METHOD_VALUES: &[&str] = &["GET", "POST", "P*", "*", "*ET"];
+const HOSTS: &[&str] = &["httpbin.foo", "HTTPBIN.foo:8000", "api.example.com", ""];
+const HOST_VALUES: &[&str] = &[
+    "httpbin.foo",
+    "*.example.com",
+    "httpbin*",
+    "*",
+    "*:8000",
+    "HTTPBIN.FOO",
+];
 const PORTS: &[&str] = &["8000", "9000", "80"];
 const HEADER_VALUES: &[&str] = &["admin", "guest", "adm*", "*st", "*", "admin,guest"];
 const HEADER_SENT: &[&str] = &["admin", "guest", "", "administrator"];
-const SNIS: &[&str] = &["a.example", "b.example", "*.example", "*"];
+const SNIS: &[&str] = &["a.example", "b.example", "*.example", "*", "a*"];
+const REQUEST_PRINCIPAL_VALUES: &[&str] = &[
+    "*",
+    "https://issuer.example/alice",
+    "https://issuer.example/*",
+    "*/alice",
+    "*.example/bob",
+    "https://issuer.example/al*",
+    "https://other.example/bob",
+];
+const AUDIENCES: &[&str] = &["a1", "a2", "a*", "*", "*2"];
+const PRESENTERS: &[&str] = &["web", "cli", "w*", "*"];
+const GROUPS: &[&str] = &["admin", "dev", "ad*", "*", "*ev"];
+
+/// Each knob of a case: which Istio behaviour it exercises.
+struct Profile {
+    /// Most policies in one case (many policies: ordering by Envoy's generated name, the
+    /// per-namespace and per-selector scope, lexicographic `p10` < `p2`).
+    max_policies: usize,
+    /// Most rules in one policy (every index and the scan list together; `rule[10]` sorts
+    /// before `rule[2]` in Envoy's names).
+    max_rules: usize,
+    requests_per_case: usize,
+}
+
+/// The workload `foo` (labels `app: httpbin, version: v1`) under one of the mesh set-ups:
+/// root namespace `istio-system` or a custom one, trust domain `cluster.local` or a migrated
+/// one with aliases (istio.io MeshConfig `rootNamespace`, `trustDomain`,
+/// `trustDomainAliases`).
+fn mesh(rng: &mut Rng) -> spiffe_authz::engine::EngineConfig {
+    let mut cfg = config();
+    if rng.chance(30) {
+        cfg.root_namespace = "mesh-root".into();
+    }
+    match rng.below(4) {
+        0 => {
+            cfg.trust_domain = "td.new".into();
+            cfg.trust_domain_aliases = vec!["cluster.local".into(), "old.td".into()];
+        }
+        1 => {
+            // `cluster.local` in a policy still means the local trust domain (Istio
+            // `ReplaceTrustDomainAliases`), though no alias names it.
+            cfg.trust_domain = "td.new".into();
+            cfg.trust_domain_aliases = vec!["old.td".into()];
+        }
+        2 => cfg.trust_domain_aliases = vec!["old.td".into()],
+        _ => {}
+    }
+    cfg
+}
+
+fn put(rng: &mut Rng, m: &mut serde_json::Map<String, Value>, key: &str, pool: &[&str]) {
+    if rng.chance(20) {
+        m.insert(key.into(), json!(rng.some(pool, 3)));
+    }
+}
 
 fn source(rng: &mut Rng) -> Value {
     let mut s = serde_json::Map::new();
-    let mut put = |rng: &mut Rng, key: &str, pool: &[&str]| {
-        if rng.chance(25) {
-            s.insert(key.into(), json!(rng.some(pool, 3)));
-        }
-    };
-    put(rng, "principals", PRINCIPAL_VALUES);
-    put(rng, "notPrincipals", PRINCIPAL_VALUES);
-    put(rng, "namespaces", NAMESPACES);
-    put(rng, "notNamespaces", NAMESPACES);
-    put(rng, "ipBlocks", CIDRS);
-    put(rng, "notIpBlocks", CIDRS);
-    put(rng, "remoteIpBlocks", CIDRS);
-    put(
-        rng,
-        "requestPrincipals",
-        &["*", "https://issuer.example/alice"],
-    );
-    put(rng, "notRequestPrincipals", &["*"]);
+    let fields: [(&str, &str, &[&str]); 7] = [
+        ("principals", "notPrincipals", PRINCIPAL_VALUES),
+        ("namespaces", "notNamespaces", NAMESPACES),
+        ("serviceAccounts", "notServiceAccounts", SERVICE_ACCOUNTS),
+        ("trustDomains", "notTrustDomains", TRUST_DOMAINS),
+        ("ipBlocks", "notIpBlocks", CIDRS),
+        ("remoteIpBlocks", "notRemoteIpBlocks", CIDRS),
+        (
+            "requestPrincipals",
+            "notRequestPrincipals",
+            REQUEST_PRINCIPAL_VALUES,
+        ),
+    ];
+    for (yes, no, pool) in fields {
+        put(rng, &mut s, yes, pool);
+        put(rng, &mut s, no, pool);
+    }
     Value::Object(s)
 }
 
 fn operation(rng: &mut Rng) -> Value {
     let mut o = serde_json::Map::new();
-    let mut put = |rng: &mut Rng, key: &str, pool: &[&str]| {
-        if rng.chance(25) {
-            o.insert(key.into(), json!(rng.some(pool, 3)));
-        }
-    };
-    put(rng, "paths", PATH_VALUES);
-    put(rng, "notPaths", PATH_VALUES);
-    put(rng, "methods", METHOD_VALUES);
-    put(rng, "notMethods", METHOD_VALUES);
-    put(rng, "hosts", HOST_VALUES);
-    put(rng, "notHosts", HOST_VALUES);
-    put(rng, "ports", PORTS);
-    put(rng, "notPorts", PORTS);
+    let fields: [(&str, &str, &[&str]); 4] = [
+        ("paths", "notPaths", PATH_VALUES),
+        ("methods", "notMethods", METHOD_VALUES),
+        ("hosts", "notHosts", HOST_VALUES),
+        ("ports", "notPorts", PORTS),
+    ];
+    for (yes, no, pool) in fields {
+        put(rng, &mut o, yes, pool);
+        put(rng, &mut o, no, pool);
+    }
     Value::Object(o)
 }
 
 fn condition(rng: &mut Rng) -> Value {
-    let (key, pool): (&str, &[&str]) = match rng.below(5) {
-        0 | 1 => ("request.headers[x-role]", HEADER_VALUES),
-        2 => ("source.ip", CIDRS),
-        3 => ("destination.port", PORTS),
-        _ => ("connection.sni", SNIS),
+    let (key, pool): (&str, &[&str]) = match rng.below(18) {
+        0 => ("request.headers[x-role]", HEADER_VALUES),
+        1 => (
+            "request.headers[:path]",
+            &["/ip", "/ip?x=1", "/api/*", "*", "*=1"],
+        ),
+        2 => ("request.headers[X-Role]", HEADER_VALUES),
+        3 => ("request.headers[:method]", METHOD_VALUES),
+        4 => ("source.ip", CIDRS),
+        5 => ("remote.ip", CIDRS),
+        6 => ("destination.ip", CIDRS),
+        7 => ("destination.port", PORTS),
+        8 => ("connection.sni", SNIS),
+        9 => ("source.principal", PRINCIPAL_VALUES),
+        10 => ("source.namespace", NAMESPACES),
+        11 => ("source.serviceAccount", SERVICE_ACCOUNTS),
+        12 => ("request.auth.principal", REQUEST_PRINCIPAL_VALUES),
+        13 => ("request.auth.audiences", AUDIENCES),
+        14 => ("request.auth.presenter", PRESENTERS),
+        15 => ("request.auth.claims[groups]", GROUPS),
+        16 => ("request.auth.claims[realm][role]", GROUPS),
+        _ => ("request.headers[:authority]", HOST_VALUES),
     };
     if rng.chance(70) {
         json!({"key": key, "values": rng.some(pool, 2)})
@@ -169,7 +269,16 @@ fn rule(rng: &mut Rng) -> Value {
     let mut r = serde_json::Map::new();
     if rng.chance(70) {
         let n = 1 + rng.below(2);
-        let froms: Vec<Value> = (0..n).map(|_| json!({"source": source(rng)})).collect();
+        let froms: Vec<Value> = (0..n)
+            .map(|_| {
+                // `from: [{}]`: an entry without a source matches any source.
+                if rng.chance(5) {
+                    json!({})
+                } else {
+                    json!({"source": source(rng)})
+                }
+            })
+            .collect();
         r.insert("from".into(), json!(froms));
     }
     if rng.chance(60) {
@@ -179,34 +288,64 @@ fn rule(rng: &mut Rng) -> Value {
             .collect();
         r.insert("to".into(), json!(tos));
     }
-    if rng.chance(30) {
-        let n = 1 + rng.below(2);
+    if rng.chance(35) {
+        let n = 1 + rng.below(3);
         let whens: Vec<Value> = (0..n).map(|_| condition(rng)).collect();
         r.insert("when".into(), json!(whens));
     }
     Value::Object(r)
 }
 
-fn policies(rng: &mut Rng, max_rules: usize) -> Vec<AuthorizationPolicy> {
-    let n = 1 + rng.below(4);
+fn policies(rng: &mut Rng, p: &Profile) -> Vec<AuthorizationPolicy> {
+    let n = 1 + rng.below(p.max_policies);
     (0..n)
         .map(|i| {
             let action = ["ALLOW", "ALLOW", "DENY", "AUDIT"][rng.below(4)];
-            let ns = ["foo", "foo", "istio-system", "bar"][rng.below(4)];
+            // The workload's namespace, both root namespaces (only one is the mesh's in a
+            // given case) and a namespace that never applies.
+            let ns = ["foo", "foo", "istio-system", "mesh-root", "bar"][rng.below(5)];
             let mut spec = serde_json::Map::new();
-            spec.insert("action".into(), json!(action));
-            if rng.chance(20) {
-                let app = ["httpbin", "other"][rng.below(2)];
-                spec.insert("selector".into(), json!({"matchLabels": {"app": app}}));
+            if !rng.chance(5) {
+                // No action is ALLOW (istio.io: "the default is ALLOW").
+                spec.insert("action".into(), json!(action));
             }
-            if !rng.chance(10) {
-                let k = rng.below(max_rules + 1);
-                let rules: Vec<Value> = (0..k).map(|_| rule(rng)).collect();
-                spec.insert("rules".into(), json!(rules));
+            if rng.chance(25) {
+                let labels = match rng.below(5) {
+                    0 => json!({"app": "httpbin"}),
+                    1 => json!({"app": "other"}),
+                    2 => json!({"app": "httpbin", "version": "v1"}),
+                    3 => json!({"app": "httpbin", "version": "v2"}),
+                    _ => json!({}),
+                };
+                spec.insert("selector".into(), json!({"matchLabels": labels}));
             }
+            if rng.chance(3) {
+                spec.insert(
+                    "targetRefs".into(),
+                    json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]),
+                );
+            }
+            match rng.below(20) {
+                // istio.io: no rules and `rules: []` match nothing.
+                0 => {}
+                1 => {
+                    spec.insert("rules".into(), json!([]));
+                }
+                // `rules: [{}]` matches everything.
+                2 => {
+                    spec.insert("rules".into(), json!([{}]));
+                }
+                _ => {
+                    let k = 1 + rng.below(p.max_rules);
+                    let rules: Vec<Value> = (0..k).map(|_| rule(rng)).collect();
+                    spec.insert("rules".into(), json!(rules));
+                }
+            }
+            // Go strconv.ParseBool spellings, and ones it refuses (then Istio enforces).
+            let dry = ["true", "1", "T", "false", "yes", "on"];
             let p = policy_in(ns, &format!("p{i}"), Value::Object(spec));
             if rng.chance(15) {
-                dry_run(p)
+                with_annotation(p, "istio.io/dry-run", rng.pick(&dry))
             } else {
                 p
             }
@@ -222,31 +361,65 @@ fn request(rng: &mut Rng) -> Req {
     r = r
         .peer_ip(rng.pick(IPS))
         .client_ip(rng.pick(IPS))
+        .dest_ip(rng.pick(LOCAL_IPS))
         .port(rng.pick(PORTS).parse().unwrap())
         .method(rng.pick(METHODS))
-        .path(rng.pick(PATHS))
+        .path(if rng.chance(5) {
+            rng.pick(INVALID_PATHS)
+        } else {
+            rng.pick(PATHS)
+        })
         .host(rng.pick(HOSTS));
     // The host may not know an address (e.g. the socket peer behind x-forwarded-for).
-    if rng.chance(10) {
+    if rng.chance(8) {
         r.direct_remote_ip = None;
     }
-    if rng.chance(10) {
+    if rng.chance(8) {
         r.remote_ip = None;
     }
-    if rng.chance(10) {
+    if rng.chance(8) {
+        r.destination_ip = None;
+    }
+    if rng.chance(8) {
         r.destination_port = None;
     }
     if rng.chance(50) {
         r = r.sni(rng.pick(&["a.example", "b.example", ""]));
     }
     for _ in 0..rng.below(3) {
-        r = r.header("x-role", rng.pick(HEADER_SENT));
+        let name = if rng.chance(80) { "x-role" } else { "x-other" };
+        r = r.header(name, rng.pick(HEADER_SENT));
     }
-    if rng.chance(30) {
-        r = r.jwt(
-            "https://issuer.example/alice",
-            json!({"iss": "https://issuer.example", "sub": "alice"}),
-        );
+    if rng.chance(35) {
+        let (iss, sub) = [
+            ("https://issuer.example", "alice"),
+            ("https://issuer.example", "bob"),
+            ("https://other.example", "bob"),
+            // No subject: `*` requires both halves (Istio requestPrincipalGenerator).
+            ("https://issuer.example", ""),
+        ][rng.below(4)];
+        let mut claims = json!({"iss": iss, "sub": sub});
+        if rng.chance(60) {
+            claims["aud"] = if rng.chance(50) {
+                json!(rng.pick(&["a1", "a2", ""]))
+            } else {
+                json!(["a1", "a2"])
+            };
+        }
+        if rng.chance(50) {
+            claims["azp"] = json!(rng.pick(&["web", "cli", ""]));
+        }
+        if rng.chance(60) {
+            claims["groups"] = if rng.chance(50) {
+                json!(rng.pick(&["admin", "dev", ""]))
+            } else {
+                json!(["dev", "admin", 7])
+            };
+        }
+        if rng.chance(40) {
+            claims["realm"] = json!({"role": rng.pick(&["admin", "dev"])});
+        }
+        r = r.jwt(&format!("{iss}/{sub}"), claims);
     }
     if rng.chance(20) {
         r = r.tcp();
@@ -254,38 +427,145 @@ fn request(rng: &mut Rng) -> Req {
     r
 }
 
-fn run(seed: u64, cases: usize, max_rules: usize, requests_per_case: usize) {
-    let cfg = config();
-    let mut rng = Rng(seed);
-    for case in 0..cases {
-        let ps = policies(&mut rng, max_rules);
+/// What the decisions of a run covered, so a generator that stopped reaching a branch
+/// fails the test instead of passing vacuously.
+#[derive(Debug, Default)]
+struct Tally {
+    pairs: u64,
+    cases: u64,
+    tcp: u64,
+    allowed_by: u64,
+    denied_by: u64,
+    no_allow_matched: u64,
+    no_allow_policies: u64,
+    invalid_path: u64,
+    dry_run: u64,
+    audit: u64,
+}
+
+impl Tally {
+    fn add(&mut self, r: &Req, line: &str) {
+        self.pairs += 1;
+        self.tcp += u64::from(r.tcp);
+        let first = line.split(';').next().unwrap_or("");
+        self.allowed_by += u64::from(first.starts_with("allow: allowed by"));
+        self.denied_by += u64::from(first.starts_with("deny: denied by"));
+        self.no_allow_matched += u64::from(first == "deny: no ALLOW policy matched");
+        self.no_allow_policies += u64::from(first == "allow: no ALLOW policy applies");
+        self.invalid_path += u64::from(first == "deny: request path cannot be normalized");
+        self.dry_run += u64::from(line.contains("; dry-run: "));
+        self.audit += u64::from(line.contains("; audit: "));
+    }
+
+    /// Every kind of outcome makes up at least 0.5% of the pairs.
+    fn assert_covered(&self) {
+        let floor = self.pairs / 200;
+        for (what, n) in [
+            ("tcp", self.tcp),
+            ("allowed by a rule", self.allowed_by),
+            ("denied by a rule", self.denied_by),
+            ("no ALLOW policy matched", self.no_allow_matched),
+            ("no ALLOW policy applies", self.no_allow_policies),
+            ("invalid path", self.invalid_path),
+            ("dry-run outcome", self.dry_run),
+            ("audit", self.audit),
+        ] {
+            assert!(
+                n >= floor,
+                "the generator reached {what} {n} times: {self:?}"
+            );
+        }
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => {
+            let v = v.trim();
+            let parsed = match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.replace('_', "").parse(),
+            };
+            parsed.unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+        }
+        Err(_) => default,
+    }
+}
+
+/// Decides `pairs` (policy set, request) pairs both ways; panics with the seed, case and
+/// inputs of the first disagreement.
+fn run(seed: u64, pairs: u64, profile: &Profile) -> Tally {
+    let mut rng = Rng(seed.max(1));
+    let mut tally = Tally::default();
+    let mut case = 0u64;
+    while tally.pairs < pairs {
+        let cfg = mesh(&mut rng);
+        let ps = policies(&mut rng, profile);
         let (engine, _) = match Engine::compile(&ps, &cfg) {
             Ok(ok) => ok,
-            Err(e) => panic!("seed {seed} case {case}: compile failed: {e:?}"),
+            Err(e) => panic!("seed {seed:#x} case {case}: compile failed: {e:?}"),
         };
-        for _ in 0..requests_per_case {
+        for _ in 0..profile.requests_per_case {
             let r = request(&mut rng);
             let got = r.decide(&engine).to_string();
             let want = engine_reference::decide(&ps, &cfg, &r);
             if got != want {
                 let json = serde_json::to_string_pretty(&ps).unwrap();
                 panic!(
-                    "seed {seed} case {case}: engine and reference disagree\n  engine:    {got}\n  \
-                     reference: {want}\n  request: {r:?}\n  policies: {json}"
+                    "seed {seed:#x} case {case}: engine and reference disagree\n  engine:    {got}\n  \
+                     reference: {want}\n  request: {r:?}\n  mesh: {cfg:?}\n  policies: {json}"
                 );
             }
+            tally.add(&r, &got);
         }
+        case += 1;
+        tally.cases = case;
     }
+    tally
 }
 
+/// At least a million pairs per run where CI runs it (release, `tests/run-all.sh`); a debug
+/// build defaults to 100,000 so `cargo test` stays quick. `SPIFFE_AUTHZ_DIFF_PAIRS` and
+/// `SPIFFE_AUTHZ_DIFF_SEED` (decimal or 0x-hex) set a longer run or another seed.
 #[test]
-fn engine_agrees_with_reference_on_small_policy_sets() {
-    run(0x5eed_0001, 400, 3, 25);
+fn engine_agrees_with_reference_on_random_policy_sets() {
+    let default_pairs = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    };
+    let pairs = env_or("SPIFFE_AUTHZ_DIFF_PAIRS", default_pairs);
+    let seed = env_or("SPIFFE_AUTHZ_DIFF_SEED", 0x5eed_0001);
+    let started = std::time::Instant::now();
+    let profile = Profile {
+        max_policies: 8,
+        max_rules: 4,
+        requests_per_case: 40,
+    };
+    let tally = run(seed, pairs, &profile);
+    println!(
+        "differential: seed {seed:#x}: {} pairs over {} policy sets agree ({:.1} s): {tally:?}",
+        tally.pairs,
+        tally.cases,
+        started.elapsed().as_secs_f64()
+    );
+    tally.assert_covered();
 }
 
+/// Many policies with many rules each: the indexes and Envoy's name order under load.
 #[test]
-fn engine_agrees_with_reference_on_larger_rule_sets() {
-    run(0x5eed_0002, 60, 40, 50);
+fn engine_agrees_with_reference_on_many_large_policies() {
+    let seed = env_or("SPIFFE_AUTHZ_DIFF_SEED", 0x5eed_0001) ^ 0x2;
+    let profile = Profile {
+        max_policies: 30,
+        max_rules: 40,
+        requests_per_case: 100,
+    };
+    let tally = run(seed, 20_000, &profile);
+    println!(
+        "differential (many large policies): seed {seed:#x}: {} pairs over {} policy sets agree",
+        tally.pairs, tally.cases
+    );
 }
 
 const NASTY: &[&str] = &[

@@ -1,13 +1,20 @@
 //! A deliberately naive evaluator written from the text of Istio's AuthorizationPolicy
-//! reference, for differential tests against the compiled engine. No indexing, no
-//! precompilation: every request re-reads the policies as written.
+//! reference (istio.io "Authorization Policy" and "Authorization Policy Conditions"), for
+//! differential tests against the compiled engine. No indexing, no precompilation: every
+//! request re-reads the policies as written.
 //!
-//! It covers the fields the differential generator produces: principals, namespaces,
-//! ipBlocks, remoteIpBlocks, requestPrincipals (exact and `*`), hosts, methods, paths
-//! (including `{*}`/`{**}` as whole segments), ports, and the `request.headers[..]`,
-//! `source.ip`, `destination.port`, `connection.sni` conditions; with ALLOW / DENY / AUDIT,
-//! dry-run, scope by namespace and selector, and TCP connections. Its output is the engine's
-//! one-line `Decision` format so the two compare as strings.
+//! Where the reference docs leave a detail open, the rule followed is Istio's generator
+//! (`pilot/pkg/security/authz/model/generator.go`, `model.go`), its trust-domain bundle
+//! (`pilot/pkg/security/trustdomain/bundle.go`) and builder (`builder/builder.go`); each such
+//! place names its source. The evaluator covers what the differential generator produces:
+//! every `Source` and `Operation` field and its `notX`, the condition keys
+//! `request.headers[..]` (pseudo-headers included), `source.ip`, `remote.ip`,
+//! `destination.ip`, `destination.port`, `connection.sni`, `source.principal`,
+//! `source.namespace`, `source.serviceAccount`, `request.auth.principal`,
+//! `request.auth.audiences`, `request.auth.presenter`, `request.auth.claims[..]`; ALLOW /
+//! DENY / AUDIT, dry-run, scope by root namespace, namespace, selector and targetRef,
+//! trust-domain aliases, TCP connections and addresses the host could not tell. Its output is
+//! the engine's one-line `Decision` format so the two compare as strings.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -22,7 +29,9 @@ use spiffe_authz::policy::{Action, AuthorizationPolicy, Condition, Operation, Ru
 
 use super::engine_support::Req;
 
-/// "`*`" alone: the fact must be there (and, except for header-like fields, non-empty).
+/// Istio's string match on a value: `*` alone is presence, `*x` a suffix, `x*` a prefix,
+/// anything else exact. `star_allows_empty`: whether presence is satisfied by an empty value
+/// (header-like fields: Envoy `present_match`; elsewhere Istio emits the regex `.+`).
 fn glob(pattern: &str, value: &str, star_allows_empty: bool) -> bool {
     if pattern == "*" {
         star_allows_empty || !value.is_empty()
@@ -60,6 +69,10 @@ fn in_cidr(block: &str, ip: IpAddr) -> bool {
     }
 }
 
+fn port_is(v: &str, p: u16) -> bool {
+    v.parse::<u16>() == Ok(p)
+}
+
 /// `values` and `notValues` of one field: some value matches, no notValue matches; an
 /// empty list is no constraint.
 fn field(values: &[String], not_values: &[String], mut m: impl FnMut(&str) -> bool) -> bool {
@@ -67,7 +80,8 @@ fn field(values: &[String], not_values: &[String], mut m: impl FnMut(&str) -> bo
 }
 
 /// A field on an address or port: when the host could not tell it, the whole field counts
-/// as `unknown` (true inside DENY / AUDIT rules, false inside ALLOW rules: fail closed).
+/// as `unknown` (true inside DENY / AUDIT rules, false inside ALLOW rules: fail closed, the
+/// way Istio's builder widens DENY and narrows ALLOW for what a filter cannot evaluate).
 fn address_field<T: Copy>(
     fact: Option<T>,
     values: &[String],
@@ -88,97 +102,219 @@ fn path_only(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or("")
 }
 
-fn template(t: &str, path: &str) -> bool {
-    let ts: Vec<&str> = t.split('/').collect();
-    let ps: Vec<&str> = path.split('/').collect();
-    let ok_chars = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b))
-    };
-    for (i, seg) in ts.iter().enumerate() {
-        if *seg == "{**}" && i == ts.len() - 1 {
-            return ps.len() >= i && ps[i.min(ps.len())..].iter().all(|s| ok_chars(s));
+/// Envoy's `uri_template` path characters (RFC 3986 pchar minus `*`, `/`).
+fn path_chars(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b))
+}
+
+/// istio.io Operation.paths: `{*}` is exactly one non-empty segment, `{**}` one or more
+/// segments (empty ones included: `/a/{**}` matches `/a/` but not `/a`), and it must be the
+/// last operator. Checked segment by segment on the path split at `/`.
+fn template(t: &[&str], p: &[&str]) -> bool {
+    match t.split_first() {
+        None => p.is_empty(),
+        Some((&"{**}", rest)) => {
+            (1..=p.len()).any(|k| p[..k].iter().all(|s| path_chars(s)) && template(rest, &p[k..]))
         }
-        let Some(p) = ps.get(i) else { return false };
-        if *seg == "{*}" {
-            if p.is_empty() || !ok_chars(p) {
-                return false;
+        Some((seg, rest)) => match p.split_first() {
+            None => false,
+            Some((s, p_rest)) => {
+                let here = if *seg == "{*}" {
+                    !s.is_empty() && path_chars(s)
+                } else {
+                    seg == s
+                };
+                here && template(rest, p_rest)
             }
-        } else if seg != p {
-            return false;
-        }
+        },
     }
-    ps.len() == ts.len()
 }
 
 fn path_value(pattern: &str, path: &str) -> bool {
     if pattern.contains("{*}") || pattern.contains("{**}") {
-        template(pattern, path)
+        let t: Vec<&str> = pattern.split('/').collect();
+        let p: Vec<&str> = path.split('/').collect();
+        template(&t, &p)
     } else {
         glob(pattern, path, false)
     }
 }
 
-/// Every value of a header; patched Envoy matches each on its own (CVE-2026-26308).
+/// Every value of a header, pseudo-headers included (Envoy's header map has them), each
+/// matched on its own as patched Envoy does (CVE-2026-26308).
 fn header_values<'a>(r: &'a Req, name: &str) -> Vec<&'a str> {
+    let pseudo = [
+        (":method", r.method.as_str()),
+        (":path", r.path.as_str()),
+        (":authority", r.host.as_str()),
+    ];
     r.headers
         .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(pseudo)
         .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v)
         .collect()
 }
 
-fn namespace_of(principal: &str) -> Option<&str> {
+/// `<td>/ns/<ns>/sa/<sa>` split into its parts; the generator only makes such principals.
+fn spiffe_parts(principal: &str) -> Option<(&str, &str, &str)> {
     let parts: Vec<&str> = principal.split('/').collect();
-    (parts.len() == 5 && parts[1] == "ns").then(|| parts[2])
+    (parts.len() == 5 && parts[1] == "ns" && parts[3] == "sa")
+        .then(|| (parts[0], parts[2], parts[4]))
 }
 
-/// Whether a source field set matches. `tcp`: HTTP-only fields are dropped (DENY) — the
-/// caller has already skipped ALLOW rules that use them. `unknown`: what a field on an
-/// unknown address counts as.
-fn source_matches(s: &Source, r: &Req, tcp: bool, unknown: bool) -> bool {
-    let principal = r.principal.as_deref();
-    let p = |v: &str| principal.is_some_and(|p| glob(v, p, true));
-    let ns = |v: &str| {
-        principal
-            .and_then(namespace_of)
-            .is_some_and(|n| glob(v, n, false))
+/// The trust domains a policy's `cluster.local` and local/alias trust domains stand for:
+/// the local one first, then the aliases (istio.io MeshConfig `trustDomainAliases`).
+fn bundle(cfg: &EngineConfig) -> Vec<&str> {
+    let mut b = vec![cfg.trust_domain.as_str()];
+    b.extend(cfg.trust_domain_aliases.iter().map(String::as_str));
+    b
+}
+
+/// A `principals` value against the peer. istio.io trust-domain migration: a value whose
+/// trust domain is the local one, an alias, or `cluster.local` means that identity in every
+/// trust domain of the bundle (and nothing else); any other value is matched as written
+/// (Istio `trustdomain.Bundle.ReplaceTrustDomainAliases`). `*` is any authenticated peer.
+fn principal_value(v: &str, principal: Option<&str>, cfg: &EngineConfig) -> bool {
+    let Some(p) = principal else { return false };
+    let parts: Vec<&str> = v.split('/').collect();
+    let td = parts[0];
+    let rewritten =
+        parts.len() == 5 && td != "*" && (bundle(cfg).contains(&td) || td == "cluster.local");
+    if rewritten {
+        let rest = &v[td.len()..];
+        bundle(cfg)
+            .iter()
+            .any(|d| glob(&format!("{d}{rest}"), p, true))
+    } else {
+        glob(v, p, true)
+    }
+}
+
+fn namespace_value(v: &str, principal: Option<&str>) -> bool {
+    principal
+        .and_then(spiffe_parts)
+        .is_some_and(|(_, ns, _)| glob(v, ns, false))
+}
+
+/// istio.io Source.serviceAccounts: `<namespace>/<name>`, or `<name>` in the policy's own
+/// namespace; matched exactly, in any trust domain.
+fn service_account_value(v: &str, principal: Option<&str>, policy_ns: &str) -> bool {
+    let (ns, sa) = v.split_once('/').unwrap_or((policy_ns, v));
+    principal
+        .and_then(spiffe_parts)
+        .is_some_and(|(_, pns, psa)| pns == ns && psa == sa)
+}
+
+/// Source.trustDomains: the peer's trust domain; naming the local trust domain or an alias
+/// names all of them.
+fn trust_domain_value(v: &str, principal: Option<&str>, cfg: &EngineConfig) -> bool {
+    let Some(td) = principal.and_then(spiffe_parts).map(|(td, _, _)| td) else {
+        return false;
     };
-    let jwt = |v: &str| {
-        r.auth
+    let b = bundle(cfg);
+    glob(v, td, false) || (b.contains(&v) && b.contains(&td))
+}
+
+/// `requestPrincipals` / `request.auth.principal`: `<iss>/<sub>` of the JWT, the value split
+/// at its last `/` and each half matched on its own (Istio `requestPrincipalGenerator`); `*`
+/// means both are there.
+fn request_principal_value(v: &str, r: &Req) -> bool {
+    let Some(auth) = &r.auth else { return false };
+    let claim = |k: &str| {
+        auth.claims
             .as_ref()
-            .is_some_and(|a| if v == "*" { true } else { a.principal == v })
+            .and_then(|c| c.get(k))
+            .and_then(|x| x.as_str())
+            .map(str::to_owned)
     };
-    field(&s.principals, &s.not_principals, p)
-        && field(&s.namespaces, &s.not_namespaces, ns)
-        && address_field(
-            r.direct_remote_ip,
-            &s.ip_blocks,
-            &s.not_ip_blocks,
-            unknown,
-            in_cidr,
-        )
-        && address_field(
-            r.remote_ip,
-            &s.remote_ip_blocks,
-            &s.not_remote_ip_blocks,
-            unknown,
-            in_cidr,
-        )
-        && (tcp || field(&s.request_principals, &s.not_request_principals, jwt))
+    let (iss, sub) = match (claim("iss"), claim("sub")) {
+        (Some(i), Some(s)) => (i, s),
+        _ => {
+            let (i, s) = auth.principal.rsplit_once('/').unwrap();
+            (i.to_owned(), s.to_owned())
+        }
+    };
+    if v == "*" {
+        return !iss.is_empty() && !sub.is_empty();
+    }
+    let (vi, vs) = v.rsplit_once('/').unwrap();
+    glob(vi, &iss, false) && glob(vs, &sub, false)
 }
 
-fn operation_matches(o: &Operation, r: &Req, tcp: bool, unknown: bool) -> bool {
+fn claim_value(v: &str, r: &Req, path: &[&str]) -> bool {
+    let Some(mut at) = r.auth.as_ref().and_then(|a| a.claims.as_ref()) else {
+        return false;
+    };
+    for key in path {
+        match at.get(*key) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    match at {
+        serde_json::Value::String(s) => glob(v, s, false),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| glob(v, s, false))),
+        _ => false,
+    }
+}
+
+/// Everything a match needs besides the request.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    cfg: &'a EngineConfig,
+    policy_ns: &'a str,
+    /// TCP connection: HTTP-only fields are dropped (DENY / AUDIT; ALLOW rules using them
+    /// were skipped by the caller).
+    tcp: bool,
+    /// What a field on an unknown address counts as.
+    unknown: bool,
+}
+
+fn source_matches(s: &Source, r: &Req, x: Ctx<'_>) -> bool {
+    let principal = r.principal.as_deref();
+    field(&s.principals, &s.not_principals, |v| {
+        principal_value(v, principal, x.cfg)
+    }) && field(&s.namespaces, &s.not_namespaces, |v| {
+        namespace_value(v, principal)
+    }) && field(&s.service_accounts, &s.not_service_accounts, |v| {
+        service_account_value(v, principal, x.policy_ns)
+    }) && field(&s.trust_domains, &s.not_trust_domains, |v| {
+        trust_domain_value(v, principal, x.cfg)
+    }) && address_field(
+        r.direct_remote_ip,
+        &s.ip_blocks,
+        &s.not_ip_blocks,
+        x.unknown,
+        in_cidr,
+    ) && address_field(
+        r.remote_ip,
+        &s.remote_ip_blocks,
+        &s.not_remote_ip_blocks,
+        x.unknown,
+        in_cidr,
+    ) && (x.tcp
+        || field(&s.request_principals, &s.not_request_principals, |v| {
+            request_principal_value(v, r)
+        }))
+}
+
+fn operation_matches(o: &Operation, r: &Req, x: Ctx<'_>) -> bool {
     let ports = address_field(
         r.destination_port,
         &o.ports,
         &o.not_ports,
-        unknown,
-        |v, p| v.parse::<u16>() == Ok(p),
+        x.unknown,
+        port_is,
     );
-    if tcp {
+    if x.tcp {
         return ports;
     }
+    // istio.io Operation.hosts: case-insensitive, compared with `:authority` as sent.
     let host = |v: &str| glob(&v.to_ascii_lowercase(), &r.host.to_ascii_lowercase(), true);
     let method = |v: &str| glob(v, &r.method, true);
     let path = |v: &str| path_value(v, path_only(&r.path));
@@ -188,42 +324,54 @@ fn operation_matches(o: &Operation, r: &Req, tcp: bool, unknown: bool) -> bool {
         && field(&o.paths, &o.not_paths, path)
 }
 
-fn condition_matches(c: &Condition, r: &Req, tcp: bool, unknown: bool) -> bool {
+fn condition_matches(c: &Condition, r: &Req, x: Ctx<'_>) -> bool {
     let key = c.key.as_str();
+    let (vs, nvs) = (&c.values, &c.not_values);
+    if key.starts_with("request.") && x.tcp {
+        return true;
+    }
     if let Some(name) = key
         .strip_prefix("request.headers[")
         .and_then(|k| k.strip_suffix(']'))
     {
-        if tcp {
-            return true;
-        }
         let values = header_values(r, name);
-        return field(&c.values, &c.not_values, |v| {
-            values.iter().any(|h| glob(v, h, true))
-        });
+        return field(vs, nvs, |v| values.iter().any(|h| glob(v, h, true)));
     }
+    if let Some(path) = key
+        .strip_prefix("request.auth.claims[")
+        .and_then(|k| k.strip_suffix(']'))
+    {
+        let path: Vec<&str> = path.split("][").collect();
+        return field(vs, nvs, |v| claim_value(v, r, &path));
+    }
+    let principal = r.principal.as_deref();
+    let auth = r.auth.as_ref();
     match key {
-        "source.ip" => address_field(
-            r.direct_remote_ip,
-            &c.values,
-            &c.not_values,
-            unknown,
-            in_cidr,
-        ),
-        "destination.port" => address_field(
-            r.destination_port,
-            &c.values,
-            &c.not_values,
-            unknown,
-            |v, p| v.parse::<u16>() == Ok(p),
-        ),
-        "connection.sni" => field(&c.values, &c.not_values, |v| {
+        "source.ip" => address_field(r.direct_remote_ip, vs, nvs, x.unknown, in_cidr),
+        "remote.ip" => address_field(r.remote_ip, vs, nvs, x.unknown, in_cidr),
+        "destination.ip" => address_field(r.destination_ip, vs, nvs, x.unknown, in_cidr),
+        "destination.port" => address_field(r.destination_port, vs, nvs, x.unknown, port_is),
+        "connection.sni" => field(vs, nvs, |v| {
             r.sni.as_deref().is_some_and(|s| glob(v, s, false))
+        }),
+        "source.principal" => field(vs, nvs, |v| principal_value(v, principal, x.cfg)),
+        "source.namespace" => field(vs, nvs, |v| namespace_value(v, principal)),
+        "source.serviceAccount" => field(vs, nvs, |v| {
+            service_account_value(v, principal, x.policy_ns)
+        }),
+        "request.auth.principal" => field(vs, nvs, |v| request_principal_value(v, r)),
+        "request.auth.audiences" => field(vs, nvs, |v| {
+            auth.is_some_and(|a| a.audiences.iter().any(|aud| glob(v, aud, false)))
+        }),
+        "request.auth.presenter" => field(vs, nvs, |v| {
+            auth.and_then(|a| a.presenter.as_deref())
+                .is_some_and(|p| glob(v, p, false))
         }),
         other => panic!("reference evaluator does not know {other}"),
     }
 }
 
+/// Istio's generators that are "HTTP only" (builder.go builds TCP filters without them).
 fn uses_http_only(rule: &Rule) -> bool {
     let src = rule
         .from
@@ -248,26 +396,25 @@ fn uses_http_only(rule: &Rule) -> bool {
 
 /// istio.io Rule: "a match occurs when at least one source, one operation and all
 /// conditions matches the request"; empty `from` / `to` match anything.
-fn rule_matches(rule: &Rule, r: &Req, tcp: bool, unknown: bool) -> bool {
+fn rule_matches(rule: &Rule, r: &Req, x: Ctx<'_>) -> bool {
     let from = rule.from.is_empty()
-        || rule.from.iter().any(|f| {
-            f.source
-                .as_ref()
-                .is_none_or(|s| source_matches(s, r, tcp, unknown))
-        });
+        || rule
+            .from
+            .iter()
+            .any(|f| f.source.as_ref().is_none_or(|s| source_matches(s, r, x)));
     let to = rule.to.is_empty()
         || rule.to.iter().any(|t| {
             t.operation
                 .as_ref()
-                .is_none_or(|o| operation_matches(o, r, tcp, unknown))
+                .is_none_or(|o| operation_matches(o, r, x))
         });
-    let when = rule
-        .when
-        .iter()
-        .all(|c| condition_matches(c, r, tcp, unknown));
+    let when = rule.when.iter().all(|c| condition_matches(c, r, x));
     from && to && when
 }
 
+/// istio.io: a policy in the root namespace applies to every workload, elsewhere to its own
+/// namespace; its selector must match the workload's labels; `targetRef(s)` policies are for
+/// gateways and waypoints, never a sidecar.
 fn applies(p: &AuthorizationPolicy, cfg: &EngineConfig) -> bool {
     let ns = &p.metadata.namespace;
     (ns == &cfg.root_namespace || ns == &cfg.workload.namespace)
@@ -280,6 +427,7 @@ fn applies(p: &AuthorizationPolicy, cfg: &EngineConfig) -> bool {
         })
 }
 
+/// `istio.io/dry-run` read as Go's `strconv.ParseBool` reads "true" (Istio builder).
 fn dry(p: &AuthorizationPolicy) -> bool {
     matches!(
         p.metadata
@@ -295,16 +443,22 @@ fn matches_of(
     policies: &[&AuthorizationPolicy],
     action: Action,
     r: &Req,
-    tcp: bool,
+    cfg: &EngineConfig,
 ) -> Option<String> {
     let mut hits: Vec<(String, String)> = Vec::new();
     for p in policies.iter().filter(|p| p.action() == action) {
         for (i, rule) in p.spec.rules.iter().flatten().enumerate() {
-            if tcp && action == Action::Allow && uses_http_only(rule) {
+            if r.tcp && action == Action::Allow && uses_http_only(rule) {
                 continue;
             }
-            // An unknown address widens DENY / AUDIT and narrows ALLOW.
-            if rule_matches(rule, r, tcp, action != Action::Allow) {
+            let x = Ctx {
+                cfg,
+                policy_ns: &p.metadata.namespace,
+                tcp: r.tcp,
+                // An unknown address widens DENY / AUDIT and narrows ALLOW.
+                unknown: action != Action::Allow,
+            };
+            if rule_matches(rule, r, x) {
                 let envoy_name = format!(
                     "ns[{}]-policy[{}]-rule[{i}]",
                     p.metadata.namespace, p.metadata.name
@@ -317,25 +471,30 @@ fn matches_of(
     hits.into_iter().next().map(|(_, shown)| shown)
 }
 
-fn outcome(policies: &[&AuthorizationPolicy], r: &Req, tcp: bool) -> String {
-    if let Some(hit) = matches_of(policies, Action::Deny, r, tcp) {
+fn outcome(policies: &[&AuthorizationPolicy], r: &Req, cfg: &EngineConfig) -> String {
+    if let Some(hit) = matches_of(policies, Action::Deny, r, cfg) {
         return format!("deny: denied by {hit}");
     }
     if !policies.iter().any(|p| p.action() == Action::Allow) {
         return "allow: no ALLOW policy applies".to_owned();
     }
-    match matches_of(policies, Action::Allow, r, tcp) {
+    match matches_of(policies, Action::Allow, r, cfg) {
         Some(hit) => format!("allow: allowed by {hit}"),
         None => "deny: no ALLOW policy matched".to_owned(),
     }
 }
 
+/// Envoy refuses these request lines before any filter runs (an empty path, a fragment,
+/// NUL/CR/LF, not absolute).
+fn invalid_path(path: &str) -> bool {
+    path.is_empty() || path.contains(['#', '\0', '\r', '\n']) || !path.starts_with('/')
+}
+
 /// The decision line Istio's configuration would produce for `r`.
 pub fn decide(policies: &[AuthorizationPolicy], cfg: &EngineConfig, r: &Req) -> String {
-    if !r.tcp && (r.path.contains('#') || !r.path.starts_with('/')) {
+    if !r.tcp && invalid_path(&r.path) {
         return "deny: request path cannot be normalized".to_owned();
     }
-    let tcp = r.tcp;
     let applicable: Vec<&AuthorizationPolicy> =
         policies.iter().filter(|p| applies(p, cfg)).collect();
     let enforced: Vec<&AuthorizationPolicy> = applicable
@@ -348,15 +507,15 @@ pub fn decide(policies: &[AuthorizationPolicy], cfg: &EngineConfig, r: &Req) -> 
         .copied()
         .filter(|p| dry(p) && p.action() != Action::Audit)
         .collect();
-    let mut line = outcome(&enforced, r, tcp);
+    let mut line = outcome(&enforced, r, cfg);
     if !shadow.is_empty() {
-        let (verdict, reason) = outcome(&shadow, r, tcp)
+        let (verdict, reason) = outcome(&shadow, r, cfg)
             .split_once(": ")
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .unwrap();
         line.push_str(&format!("; dry-run: {verdict} ({reason})"));
     }
-    if let Some(hit) = matches_of(&enforced, Action::Audit, r, tcp) {
+    if let Some(hit) = matches_of(&enforced, Action::Audit, r, cfg) {
         line.push_str(&format!("; audit: {hit}"));
     }
     line
