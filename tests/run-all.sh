@@ -18,3 +18,4 @@ bash tests/wasm-unit-tests.sh
 # The OCI packaging against a real registry on loopback (installs docker-registry and skopeo
 # from Debian's packages when missing; skips with a message only if that is impossible).
 bash tests/oci-registry.sh
+SERVE_LOAD_PROFILE=debug bash tests/serve-load.sh  # host-sim serve under wrk on loopback: load ratios and a 20k-request soak with reloads (quick form)
