@@ -6,7 +6,9 @@
 //! - [`Engine::compile`]: validated policies + config -> engine (+ warnings), or errors.
 //! - [`Engine::needs`]: which request facts any compiled policy reads, so the glue asks the
 //!   host only for those.
-//! - [`Engine::decide`]: borrowed per-request facts -> [`Decision`], no heap allocation.
+//! - [`Engine::decide`]: borrowed per-request facts -> [`Decision`], no heap allocation (a
+//!   path normalization rewrites goes into a reused per-thread buffer; [`Engine::decide_with`]
+//!   takes the caller's).
 //!
 //! The engine decides as PATCHED Istio and Envoy do: a repeated header matches when any one
 //! value matches (Envoy `matchesHeadersIndividually`, CVE-2026-26308), and `namespaces` /
@@ -35,7 +37,8 @@
 //! - A path that normalization rejects denies the request before any policy is read
 //!   ([`Reason::InvalidPath`]); Envoy would have answered it with 400/404 itself.
 //! - An address or port the host could not tell ([`Request::direct_remote_ip`],
-//!   `remote_ip`, `destination_ip`, `destination_port` = `None`) fails closed: a field that
+//!   `remote_ip`, `destination_ip`, `destination_port` = `None`), or a dynamic metadata value
+//!   it did not pass in [`Request::filter_metadata`], fails closed: a field that
 //!   reads it (`ipBlocks`/`notIpBlocks`, `remoteIpBlocks`/`notRemoteIpBlocks`, `ports`/
 //!   `notPorts`, the `source.ip`, `remote.ip`, `destination.ip`, `destination.port`
 //!   conditions, values and notValues alike) counts as matched in DENY and AUDIT rules and
