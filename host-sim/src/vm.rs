@@ -527,6 +527,21 @@ pub struct TickOutcome {
     pub vm_failure: Option<VmFailure>,
 }
 
+/// What host-sim holds for the contexts of one VM (read-only; see [`Plugin::live_contexts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveContexts {
+    /// Root contexts alive, the current configuration's included.
+    pub roots: usize,
+    /// Retired roots still waiting for the guest's `proxy_done`.
+    pub roots_pending_done: usize,
+    /// HTTP or TCP streams not yet deleted.
+    pub streams: usize,
+    /// Callouts made and not yet answered.
+    pub pending_calls: usize,
+    /// Roots with a tick period.
+    pub ticks: usize,
+}
+
 /// One configured plugin on its own VM (an Envoy worker's view of the plugin).
 pub struct Plugin {
     pub(crate) host: Host,
@@ -579,6 +594,29 @@ impl Plugin {
             .data
             .get(key.as_bytes())
             .map(|(v, _)| v.clone())
+    }
+
+    /// Bytes of this VM's linear memory now. It never shrinks, so a soak samples it after
+    /// warm-up and at the end to show the plugin's heap stays flat.
+    pub fn linear_memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |m| m.data_size(&self.store))
+    }
+
+    /// The contexts host-sim keeps state for: after every stream has finished only the
+    /// current root is left, or per-context state would grow with traffic (as it would in
+    /// Envoy's context maps).
+    pub fn live_contexts(&self) -> LiveContexts {
+        let state = self.store.data();
+        LiveContexts {
+            roots: state.roots.len(),
+            roots_pending_done: state.roots_pending_done.len(),
+            streams: usize::from(state.stream.is_some()),
+            pending_calls: state.pending_calls.len() + usize::from(state.call.is_some()),
+            ticks: state.ticks.len(),
+        }
     }
 
     /// The tick period the plugin asked for, if any.
