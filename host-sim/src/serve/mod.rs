@@ -93,6 +93,11 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "--admin {0}: the admin listener has no authentication and POST /reload reconfigures \
+         the plugin; bind it to a loopback address"
+    )]
+    AdminNotLoopback(SocketAddr),
     #[error("plugin configuration: {0}")]
     Config(String),
     #[error("worker {worker}: {message}")]
@@ -207,6 +212,10 @@ pub fn start(
     options: ServeOptions,
     config: ConfigSource,
 ) -> Result<Server, ServeError> {
+    // Envoy's admin is loopback-only in Istio (127.0.0.1:15000) for the same reason.
+    if let Some(admin) = options.admin.filter(|a| !a.ip().is_loopback()) {
+        return Err(ServeError::AdminNotLoopback(admin));
+    }
     let xfcc = match options.xfcc {
         XfccMode::Sanitize => Xfcc::Sanitize,
         XfccMode::SanitizeSet => Xfcc::SanitizeSet(XfccDetails::ISTIO),
@@ -336,4 +345,24 @@ pub fn start(
         server.threads.push(thread);
     }
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_listener_must_be_on_loopback() {
+        let mut options = ServeOptions::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        options.admin = Some("0.0.0.0:15000".parse().unwrap());
+        let config: ConfigSource = Arc::new(|| Ok(Vec::new()));
+        let err = start(crate::Host::builder(), options, config)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("--admin 0.0.0.0:15000: "), "{err}");
+    }
 }
