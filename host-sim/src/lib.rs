@@ -58,6 +58,6 @@ pub mod check;
 pub mod oci;
 pub mod policy_files;
 pub mod render;
+pub mod serve;
 pub mod tools_cli;
 pub mod wasi_run;
-pub mod serve;
