@@ -44,8 +44,8 @@ pub use facts::{Connection, Node, Request, Response, Xfcc, XfccDetails};
 pub use settings::Attributes;
 pub use state::{CallResponse, Responder};
 pub use tcp::TcpConnection;
-pub use vm::{Host, HostBuilder, Plugin, TickOutcome};
 pub use vm::LiveContexts;
+pub use vm::{Host, HostBuilder, Plugin, TickOutcome};
 
 /// Every `env` host function host-sim links (all of proxy-wasm 0.2.1 plus Envoy's extras).
 pub fn host_functions() -> &'static [&'static str] {
