@@ -136,3 +136,42 @@ pub fn issue(spec: &ServerCertSpec) -> Result<Vec<PathBuf>, ServeError> {
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors name the flag and the file; a good CA directory yields a chain that starts with
+    /// the new leaf and carries the CA's own chain after it.
+    #[test]
+    fn issues_from_a_demo_ca_and_names_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("serve-cert-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::certs::write_demo_pki(&dir, "cluster.local", &[]).unwrap();
+        let spec = |ca_dir: PathBuf| ServerCertSpec {
+            ca_dir,
+            spiffe_id: Some("spiffe://cluster.local/ns/demo/sa/backend".into()),
+            dns: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+            out: dir.join("serve"),
+        };
+        let missing = issue(&spec(dir.join("nope"))).unwrap_err().to_string();
+        assert!(missing.starts_with("--ca-dir: "), "{missing}");
+        assert!(missing.contains("nope/ca-cert.pem"), "{missing}");
+
+        let written = issue(&spec(dir.join("cluster1"))).unwrap();
+        assert_eq!(written.len(), 3);
+        let chain = std::fs::read_to_string(dir.join("serve/cert-chain.pem")).unwrap();
+        let leaf = std::fs::read_to_string(dir.join("serve/cert.pem")).unwrap();
+        let ca_chain = std::fs::read_to_string(dir.join("cluster1/cert-chain.pem")).unwrap();
+        assert_eq!(chain, format!("{leaf}{ca_chain}"));
+        let der = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).unwrap().1;
+        let facts = super::super::tls::CertFacts::parse(&der.contents);
+        assert_eq!(
+            facts.uri_sans,
+            vec!["spiffe://cluster.local/ns/demo/sa/backend".to_string()]
+        );
+        assert_eq!(facts.dns_sans, vec!["localhost".to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
