@@ -270,6 +270,38 @@ fn dry_run_denials_are_logged_and_counted_never_enforced() {
 }
 
 #[test]
+fn dry_run_allow_rules_are_not_evaluated_after_an_enforced_deny() {
+    // envoy rbac_filter.cc: each RBAC filter runs its shadow rules, then its enforced ones;
+    // Istio's ALLOW filter comes after the DENY filter, so a request the enforced DENY denied
+    // never reaches the dry-run ALLOW rules: no shadow verdict, no shadow counter.
+    let config = r#"{"workload": {"namespace": "demo"}, "policies": [
+        {"metadata": {"name": "deny-all", "namespace": "demo"},
+         "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}},
+        {"metadata": {"name": "would-allow", "namespace": "demo", "annotations": {"istio.io/dry-run": "true"}},
+         "spec": {"rules": [{}]}}]}"#;
+    let (host, action) = run(config, &BASE);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(
+        details(&host).as_deref(),
+        Some("rbac_access_denied_matched_policy[demo/deny-all]")
+    );
+    assert_eq!(
+        host.counter(COUNTER_SHADOW_ALLOWED) + host.counter(COUNTER_SHADOW_DENIED),
+        0
+    );
+    // Past the DENY filter, the dry-run ALLOW rules run and are counted.
+    let (host, action) = run(
+        config,
+        &Call {
+            path: "/healthz",
+            ..BASE
+        },
+    );
+    assert_eq!(action, Action::Continue);
+    assert_eq!(host.counter(COUNTER_SHADOW_ALLOWED), 1);
+}
+
+#[test]
 fn audit_matches_are_logged_and_counted_never_enforced() {
     let (host, action) = run(
         DEMO,
