@@ -596,3 +596,40 @@ fn curl_as_two_workloads_when_curl_is_installed() {
     let deployer = curl(DEPLOYER);
     assert_eq!(deployer, "RBAC: access denied\n403");
 }
+
+/// `source.address` is the real peer socket (Istio `ipBlocks` matches the direct peer, Envoy
+/// `direct_remote_ip`): loopback clients match 127.0.0.1/32 and not host-sim's default
+/// 10.0.0.1.
+#[test]
+fn ip_blocks_see_the_real_peer_address() {
+    let upstream = upstream::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let ip_rule = |cidr: &str| {
+        policy(
+            "allow-ip",
+            &format!(r#"{{from: [{{source: {{ipBlocks: ["{cidr}"]}}}}]}}"#),
+        )
+    };
+    let cases = [
+        ("loopback peer matches 127.0.0.1/32", "127.0.0.1/32", 200),
+        (
+            "the simulator's default peer is not used",
+            "10.0.0.0/8",
+            403,
+        ),
+    ];
+    for (name, cidr, want) in cases {
+        let config = ConfigFile::new("ip", &plugin_config(&[ip_rule(cidr)]));
+        let server = start(
+            Setup {
+                mode: Mode::Http,
+                transport: Transport::Plaintext,
+                xfcc: XfccMode::Sanitize,
+                upstream: upstream.local_addr(),
+                admin: false,
+            },
+            &config,
+        );
+        let (status, body) = http(server.local_addr(), "GET", "/").unwrap();
+        assert_eq!(status, want, "{name}: {body}");
+    }
+}
