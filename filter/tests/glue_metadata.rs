@@ -134,6 +134,86 @@ fn malformed_metadata_is_unknown() {
     }
 }
 
+#[test]
+fn no_bytes_make_the_decoder_panic() {
+    // The message comes from the host: every truncation and every single-byte change of a
+    // real one, and seeded random bytes, give an answer (a value or "unknown"), never a panic.
+    let good = metadata(json!({MYSQL: {"k": "v", "l": ["a", 1.5, true, null, {"x": []}]}}));
+    let mut inputs: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+    for at in 0..good.len() {
+        for byte in [0x00, 0x01, 0x07, 0x0a, 0x12, 0x7f, 0x80, 0xff] {
+            let mut changed = good.clone();
+            changed[at] = byte;
+            inputs.push(changed);
+        }
+    }
+    let mut state = 0x5eed_u64;
+    for _ in 0..2000 {
+        let len = (state % 40) as usize;
+        let bytes = (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        inputs.push(bytes);
+    }
+    for bytes in &inputs {
+        for key in ["k", "l", "missing"] {
+            let _ = metadata_value(bytes, MYSQL, key);
+        }
+    }
+    assert_eq!(
+        metadata_value(&good, MYSQL, "l"),
+        Some(StructValue::List(vec!["a"]))
+    );
+    // Lists nested 100,000 deep inside the list: skipped, not recursed into. Built back to
+    // front (each level's tag and length go before its body) to stay linear.
+    let mut reversed = vec![b'x', 0x01, 0x1a]; // Value{string_value: "x"}, reversed
+    for _ in 0..100_000 {
+        for tag in [0x0a, 0x32] {
+            // ListValue.values, then Value.list_value
+            let mut len = Vec::new();
+            put_len(&mut len, reversed.len());
+            reversed.extend(len.iter().rev());
+            reversed.push(tag);
+        }
+    }
+    reversed.reverse();
+    let nested = nest_into_list(&reversed);
+    assert_eq!(
+        metadata_value(&nested, MYSQL, "d"),
+        Some(StructValue::List(vec!["top"]))
+    );
+}
+
+fn put_len(out: &mut Vec<u8>, mut len: usize) {
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+}
+
+/// Metadata{MYSQL: {"d": ["top", <value>]}}, built by hand around an encoded Value.
+fn nest_into_list(value: &[u8]) -> Vec<u8> {
+    let wrap = |field: u8, body: &[u8]| {
+        let mut out = vec![field];
+        put_len(&mut out, body.len());
+        out.extend(body);
+        out
+    };
+    let top = wrap(0x1a, b"top");
+    let list = [wrap(0x0a, &top), wrap(0x0a, value)].concat();
+    let list_value = wrap(0x32, &list);
+    let field = [wrap(0x0a, b"d"), wrap(0x12, &list_value)].concat();
+    let structure = wrap(0x0a, &field);
+    let entry = [wrap(0x0a, MYSQL.as_bytes()), wrap(0x12, &structure)].concat();
+    wrap(0x0a, &entry)
+}
+
 fn config(action: &str, values: &str) -> String {
     format!(
         r#"{{"workload": {{"namespace": "demo"}}, "policies": [

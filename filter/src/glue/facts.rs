@@ -248,13 +248,30 @@ fn list_strings(list: &[u8]) -> Option<Vec<&str>> {
     while let Some((n, wire)) = fields.next_field()? {
         match (n, wire) {
             (1, Wire::Bytes(element)) => {
-                if let StructValue::String(s) = struct_value(element)? {
+                if let Some(s) = element_string(element)? {
                     out.push(s);
                 }
             }
             (1, _) => return None,
             _ => {}
         }
+    }
+    Some(out)
+}
+
+/// A list element's string, if it is one. Nested lists and structs are skipped unread, not
+/// recursed into: no matcher looks inside them, and a deeply nested value must not be able
+/// to exhaust the stack.
+fn element_string(value: &[u8]) -> Option<Option<&str>> {
+    let mut out = None;
+    let mut fields = ProtoFields(value);
+    while let Some((n, wire)) = fields.next_field()? {
+        out = match (n, wire) {
+            (3, Wire::Bytes(b)) => Some(std::str::from_utf8(b).ok()?),
+            (1 | 4, Wire::Varint) | (2, Wire::Fixed64) | (5 | 6, Wire::Bytes(_)) => None,
+            (1..=6, _) => return None,
+            _ => continue,
+        };
     }
     Some(out)
 }
