@@ -497,26 +497,40 @@ pub fn decide(policies: &[AuthorizationPolicy], cfg: &EngineConfig, r: &Req) -> 
     }
     let applicable: Vec<&AuthorizationPolicy> =
         policies.iter().filter(|p| applies(p, cfg)).collect();
-    let enforced: Vec<&AuthorizationPolicy> = applicable
-        .iter()
-        .copied()
-        .filter(|p| !dry(p) || p.action() == Action::Audit)
-        .collect();
-    let shadow: Vec<&AuthorizationPolicy> = applicable
-        .iter()
-        .copied()
-        .filter(|p| dry(p) && p.action() != Action::Audit)
-        .collect();
+    // Istio's builder puts a dry-run policy of any action (AUDIT too) into that action's
+    // shadow rules. Envoy runs the RBAC filters AUDIT, DENY, ALLOW, each one's shadow rules
+    // before its enforced ones (rbac_filter.cc), and a request the enforced DENY denied never
+    // reaches the ALLOW filter, so its dry-run ALLOW rules are not evaluated.
+    let enforced: Vec<&AuthorizationPolicy> =
+        applicable.iter().copied().filter(|p| !dry(p)).collect();
+    let shadow: Vec<&AuthorizationPolicy> = applicable.iter().copied().filter(|p| dry(p)).collect();
+    let has_shadow = |action| shadow.iter().any(|p| p.action() == action);
     let mut line = outcome(&enforced, r, cfg);
-    if !shadow.is_empty() {
-        let (verdict, reason) = outcome(&shadow, r, cfg)
-            .split_once(": ")
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .unwrap();
-        line.push_str(&format!("; dry-run: {verdict} ({reason})"));
+    let reaches_allow_filter = !line.starts_with("deny: denied by");
+    let shadow_deny = matches_of(&shadow, Action::Deny, r, cfg);
+    // One dry-run verdict: a dry-run DENY match; else the dry-run ALLOW rules' answer when
+    // they ran; else "allow" when only dry-run DENY policies exist.
+    let dry_run = match shadow_deny {
+        Some(hit) => Some(format!("deny (denied by {hit})")),
+        None if has_shadow(Action::Allow) && reaches_allow_filter => {
+            Some(match matches_of(&shadow, Action::Allow, r, cfg) {
+                Some(hit) => format!("allow (allowed by {hit})"),
+                None => "deny (no ALLOW policy matched)".to_owned(),
+            })
+        }
+        None if has_shadow(Action::Deny) && !has_shadow(Action::Allow) => {
+            Some("allow (no ALLOW policy applies)".to_owned())
+        }
+        None => None,
+    };
+    if let Some(verdict) = dry_run {
+        line.push_str(&format!("; dry-run: {verdict}"));
     }
     if let Some(hit) = matches_of(&enforced, Action::Audit, r, cfg) {
         line.push_str(&format!("; audit: {hit}"));
+    }
+    if let Some(hit) = matches_of(&shadow, Action::Audit, r, cfg) {
+        line.push_str(&format!("; dry-run audit: {hit}"));
     }
     line
 }
