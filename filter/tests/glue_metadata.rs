@@ -362,6 +362,33 @@ fn metadata_is_read_only_when_a_policy_needs_it() {
 }
 
 #[test]
+fn one_metadata_read_serves_every_key() {
+    // Two filters, three keys: one `proxy_get_property metadata` per request.
+    let config = r#"{"workload": {"namespace": "demo"}, "policies": [
+      {"metadata": {"name": "p", "namespace": "demo"},
+       "spec": {"rules": [{"when": [
+         {"key": "experimental.envoy.filters.network.mysql_proxy[db.table]", "values": ["users"]},
+         {"key": "experimental.envoy.filters.network.mysql_proxy[db.op]", "notValues": ["drop"]},
+         {"key": "experimental.envoy.filters.http.lua[role]", "values": ["[reader]"]}]}]}}]}"#;
+    let md = |op: &str| {
+        Metadata::Bytes(metadata(json!({
+            MYSQL: {"db.table": "users", "db.op": op},
+            "envoy.filters.http.lua": {"role": ["reader"]},
+        })))
+    };
+    for (op, allowed) in [("select", true), ("drop", false)] {
+        let (host, action) = http(config, md(op));
+        assert_eq!(action == Action::Continue, allowed, "db.op {op}");
+        let calls = host.take_calls();
+        assert_eq!(
+            calls.iter().filter(|c| c.contains("metadata")).count(),
+            1,
+            "{calls:?}"
+        );
+    }
+}
+
+#[test]
 fn tcp_connections_decide_on_dynamic_metadata() {
     // istio generator.go: envoyFilterGenerator ignores forTCP (mysql_proxy is a network
     // filter): the connection's metadata decides.
