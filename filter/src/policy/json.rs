@@ -405,10 +405,15 @@ impl Parser<'_> {
         }
     }
 
+    // `inline(always)`: at `opt-level = "z"` these per-byte helpers stay calls otherwise, and
+    // a 100,000-rule configuration then took more guest instructions than host-sim allows a
+    // callback.
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
 
+    #[inline(always)]
     fn next(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.at += 1;
@@ -416,9 +421,14 @@ impl Parser<'_> {
     }
 
     fn skip_whitespace(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.at += 1;
-        }
+        self.skip_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    }
+
+    /// Moves past the bytes `keep` accepts, in one tight loop.
+    #[inline(always)]
+    fn skip_while(&mut self, keep: impl Fn(u8) -> bool) {
+        let rest = self.bytes.get(self.at..).unwrap_or_default();
+        self.at += rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len());
     }
 
     fn expect_word(&mut self, word: &[u8], value: Json) -> Result<Json, SyntaxError> {
@@ -473,9 +483,13 @@ impl Parser<'_> {
     fn array(&mut self, depth: usize) -> Result<Json, SyntaxError> {
         let mut items = Vec::new();
         self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(Json::Array(items));
+        match self.peek() {
+            Some(b']') => {
+                self.at += 1;
+                return Ok(Json::Array(items));
+            }
+            None => return Err(self.error("EOF while parsing a list")),
+            Some(_) => {}
         }
         loop {
             items.push(self.value(depth)?);
@@ -501,7 +515,8 @@ impl Parser<'_> {
             match self.next() {
                 Some(b'"') => {}
                 Some(_) => return Err(self.error("key must be a string")),
-                None => return Err(self.error("EOF while parsing an object")),
+                None if entries.is_empty() => return Err(self.error("EOF while parsing an object")),
+                None => return Err(self.error("EOF while parsing a value")),
             }
             let key = self.string()?;
             self.skip_whitespace();
@@ -527,10 +542,15 @@ impl Parser<'_> {
         let mut out = Vec::new();
         loop {
             let start = self.at;
-            while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
-                self.at += 1;
+            self.skip_while(|b| b != b'"' && b != b'\\' && b >= 0x20);
+            let segment = self.bytes.get(start..self.at).unwrap_or_default();
+            // Checked per segment so the error names the byte, as serde_json does.
+            if let Err(e) = std::str::from_utf8(segment) {
+                return Err(
+                    self.error_at(start + e.valid_up_to() + 1, "invalid unicode code point")
+                );
             }
-            out.extend_from_slice(self.bytes.get(start..self.at).unwrap_or_default());
+            out.extend_from_slice(segment);
             match self.next() {
                 Some(b'"') => break,
                 Some(b'\\') => self.escape(&mut out)?,
@@ -607,9 +627,7 @@ impl Parser<'_> {
 
     fn digits(&mut self) -> usize {
         let start = self.at;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.at += 1;
-        }
+        self.skip_while(|b| b.is_ascii_digit());
         self.at - start
     }
 
@@ -719,6 +737,19 @@ mod tests {
             "1 2",
             "[\"a\"] x",
             "{\"policies\": [],\n \"trustDomain\": tru}",
+            "[",
+            "[1,",
+            "[1, ",
+            "[1",
+            "{",
+            "{ ",
+            "{\"a\": 1,",
+            "{\"a\": 1, ",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\": 1",
+            "{\"policies\": [",
+            "\"\\u",
             "{\"a\": [1, 2}",
             "{\"a\": 1 \"b\": 2}",
             "[\"a\", ]",
@@ -740,9 +771,16 @@ mod tests {
                 _ => panic!("{text:?}: ours {ours:?}, serde_json {theirs:?}"),
             }
         }
-        let invalid_utf8 = b"\"\xff\"";
-        assert!(parse(invalid_utf8).is_err());
-        assert!(serde_json::from_slice::<serde_json::Value>(invalid_utf8).is_err());
+        for invalid_utf8 in [
+            &b"\"\xff\""[..],
+            b"{\"a\": \"x\xc3\"}",
+            b"[\"\\n\xe2\x82\"]",
+        ] {
+            let ours = parse(invalid_utf8).map_err(|e| e.to_string());
+            let theirs = serde_json::from_slice::<serde_json::Value>(invalid_utf8)
+                .map_err(|e| e.to_string());
+            assert_eq!(ours.err(), theirs.err(), "{invalid_utf8:?}");
+        }
     }
 
     /// serde_json's recursion limit: 127 nested arrays parse, 128 do not; a stack overflow
