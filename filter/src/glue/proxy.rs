@@ -14,14 +14,13 @@
 use std::ptr::{null, null_mut};
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use crate::config::LogLevel;
 
 use super::facts::encode_pairs;
 use super::host::{Host, HostError, HostStatus};
 use super::http::{Action, HttpStream};
-use super::plugin::Root;
+use super::plugin::{IdMap, Root};
 use super::tcp::TcpStream;
 
 // ABI 0.2.1 enum values (`proxy_wasm_common.h`, `proxy_wasm_enums.h`).
@@ -297,10 +296,11 @@ enum Stream {
     Tcp(TcpStream),
 }
 
+/// Roots are few (one per plugin configuration), so a list; streams are many at once.
 #[derive(Default)]
 struct Contexts {
-    roots: BTreeMap<u32, Root>,
-    streams: BTreeMap<u32, Stream>,
+    roots: Vec<(u32, Root)>,
+    streams: IdMap<u32, Stream>,
 }
 
 thread_local! {
@@ -314,6 +314,17 @@ fn with_contexts<T>(f: impl FnOnce(&mut Contexts) -> T) -> T {
 }
 
 impl Contexts {
+    /// The root of `id`, created on first sight.
+    fn root_mut(&mut self, id: u32) -> Option<&mut Root> {
+        if root(&self.roots, id).is_none() {
+            self.roots.push((id, Root::new()));
+        }
+        self.roots
+            .iter_mut()
+            .find(|(r, _)| *r == id)
+            .map(|(_, root)| root)
+    }
+
     /// The HTTP stream of `id`, created from its root at the first HTTP callback. A context
     /// the host never announced, or one of an unknown root, gets a stream without a plugin,
     /// which denies: fail closed, never a panic.
@@ -324,8 +335,7 @@ impl Contexts {
             .or_insert(Stream::Pending { root_id: 0 });
         if let Stream::Pending { root_id } = *stream {
             *stream = Stream::Http(
-                self.roots
-                    .get(&root_id)
+                root(&self.roots, root_id)
                     .map_or_else(|| Root::new().new_http_stream(), Root::new_http_stream),
             );
         }
@@ -342,8 +352,7 @@ impl Contexts {
             .or_insert(Stream::Pending { root_id: 0 });
         if let Stream::Pending { root_id } = *stream {
             *stream = Stream::Tcp(
-                self.roots
-                    .get(&root_id)
+                root(&self.roots, root_id)
                     .map_or_else(|| Root::new().new_tcp_stream(), Root::new_tcp_stream),
             );
         }
@@ -352,6 +361,10 @@ impl Contexts {
             _ => None,
         }
     }
+}
+
+fn root(roots: &[(u32, Root)], id: u32) -> Option<&Root> {
+    roots.iter().find(|(r, _)| *r == id).map(|(_, root)| root)
 }
 
 /// A callback of the other kind than the stream's first one: answered by a stream without a
@@ -406,7 +419,7 @@ pub extern "C" fn _initialize() {
 pub extern "C" fn proxy_on_context_create(context_id: u32, parent_context_id: u32) {
     with_contexts(|c| {
         if parent_context_id == 0 {
-            c.roots.entry(context_id).or_default();
+            let _ = c.root_mut(context_id);
         } else {
             c.streams.insert(
                 context_id,
@@ -429,7 +442,8 @@ pub extern "C" fn proxy_on_configure(root_id: u32, plugin_configuration_size: us
         configuration_size: plugin_configuration_size,
     };
     u32::from(with_contexts(|c| {
-        c.roots.entry(root_id).or_default().on_configure(&host)
+        c.root_mut(root_id)
+            .is_some_and(|root| root.on_configure(&host))
     }))
 }
 
@@ -532,7 +546,7 @@ pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with_contexts(|c| {
         if c.streams.remove(&context_id).is_none() {
-            c.roots.remove(&context_id);
+            c.roots.retain(|(id, _)| *id != context_id);
         }
     });
 }
