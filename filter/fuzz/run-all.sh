@@ -8,7 +8,7 @@
 set -euo pipefail
 
 seconds="${1:-60}"
-targets=(spiffe_id xfcc svid plugin_config request_path decide)
+targets=(spiffe_id xfcc svid plugin_config config_json request_path decide)
 # Safe Rust needs no AddressSanitizer; debug assertions catch integer overflow.
 sanitizer="${FUZZ_SANITIZER:-none}"
 cd "$(dirname "$0")/.."
