@@ -64,6 +64,14 @@ const PRINCIPALS: &[&str] = &[
     "td.new/ns/bar/sa/carol",
     "old.td/ns/foo/sa/bob",
     "other.td/ns/foo/sa/alice",
+    // SPIFFE IDs of other shapes: Istio's namespace and service-account regexes read any
+    // `/ns/<name>/` in the path, not a fixed position.
+    "cluster.local/ns/foo/sa/alice/extra",
+    "cluster.local/x/ns/foo/sa/bob",
+    "cluster.local/ns/foo",
+    "td.new/ns/bar/y/sa/carol",
+    "cluster.local/ns/ns/foo/sa/x",
+    "cluster.local/ns/foo/sa/",
 ];
 const PRINCIPAL_VALUES: &[&str] = &[
     "cluster.local/ns/foo/sa/alice",

@@ -158,11 +158,29 @@ fn header_values<'a>(r: &'a Req, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// `<td>/ns/<ns>/sa/<sa>` split into its parts; the generator only makes such principals.
-fn spiffe_parts(principal: &str) -> Option<(&str, &str, &str)> {
-    let parts: Vec<&str> = principal.split('/').collect();
-    (parts.len() == 5 && parts[1] == "ns" && parts[3] == "sa")
-        .then(|| (parts[0], parts[2], parts[4]))
+/// `*` in `pattern` is any run of characters (the regex `.*`); everything else is literal.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len())
+                    .any(|at| text.is_char_boundary(at) && wildcard(tail, &text[at..]))
+        }
+    }
+}
+
+/// Every index where `needle` starts in `hay`, overlapping ones included (`/ns/ns/foo/`
+/// holds `/ns/` twice).
+fn occurrences(hay: &str, needle: &str) -> Vec<usize> {
+    (0..hay.len())
+        .filter(|&i| hay.get(i..).is_some_and(|rest| rest.starts_with(needle)))
+        .collect()
+}
+
+/// The URI SAN the peer presented, as Istio's regexes see it.
+fn uri(principal: &str) -> String {
+    format!("spiffe://{principal}")
 }
 
 /// The trust domains a policy's `cluster.local` and local/alias trust domains stand for:
@@ -193,25 +211,51 @@ fn principal_value(v: &str, principal: Option<&str>, cfg: &EngineConfig) -> bool
     }
 }
 
+/// istio.io Source.namespaces: the peer's namespace. Istio matches it as the regex
+/// `.*/ns/<value>/.*` on the whole URI SAN (`srcNamespaceGenerator`), so any `/ns/<name>/`
+/// in the SPIFFE ID's path counts, whatever its shape.
 fn namespace_value(v: &str, principal: Option<&str>) -> bool {
-    principal
-        .and_then(spiffe_parts)
-        .is_some_and(|(_, ns, _)| glob(v, ns, false))
+    let Some(p) = principal else { return false };
+    let u = uri(p);
+    occurrences(&u, "/ns/").into_iter().any(|i| {
+        let rest = &u[i + 4..];
+        rest.match_indices('/')
+            .any(|(j, _)| wildcard(v, &rest[..j]))
+    })
 }
 
 /// istio.io Source.serviceAccounts: `<namespace>/<name>`, or `<name>` in the policy's own
-/// namespace; matched exactly, in any trust domain.
+/// namespace, both literal; Istio's regex `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?` on the URI
+/// SAN (`serviceAccountRegex`).
 fn service_account_value(v: &str, principal: Option<&str>, policy_ns: &str) -> bool {
     let (ns, sa) = v.split_once('/').unwrap_or((policy_ns, v));
-    principal
-        .and_then(spiffe_parts)
-        .is_some_and(|(_, pns, psa)| pns == ns && psa == sa)
+    let Some(p) = principal else { return false };
+    let u = uri(p);
+    let ns_part = format!("/ns/{ns}/");
+    let sa_part = format!("sa/{sa}");
+    occurrences(&u, &ns_part)
+        .into_iter()
+        .filter(|i| *i > "spiffe://".len())
+        .any(|i| {
+            let after = &u[i + ns_part.len()..];
+            let middles = std::iter::once(0).chain(
+                after
+                    .match_indices('/')
+                    .map(|(k, _)| k + 1)
+                    .filter(|k| *k > 1),
+            );
+            middles.into_iter().any(|k| {
+                after[k..].strip_prefix(&sa_part).is_some_and(|r| {
+                    r.is_empty() || r.strip_prefix('/').is_some_and(|x| !x.is_empty())
+                })
+            })
+        })
 }
 
-/// Source.trustDomains: the peer's trust domain; naming the local trust domain or an alias
+/// Source.trustDomains: the peer's trust domain (before the first `/`); naming the local trust domain or an alias
 /// names all of them.
 fn trust_domain_value(v: &str, principal: Option<&str>, cfg: &EngineConfig) -> bool {
-    let Some(td) = principal.and_then(spiffe_parts).map(|(td, _, _)| td) else {
+    let Some(td) = principal.map(|p| p.split('/').next().unwrap_or(p)) else {
         return false;
     };
     let b = bundle(cfg);
