@@ -145,6 +145,52 @@ print(f"| spiffe-authz, plaintext | {a_rps:.0f} | {a50:.3f} | {a99:.3f} |")
 print(f"| spiffe-authz, TLS (no client cert) | {t_rps:.0f} | {t50:.3f} | {t99:.3f} |")
 print(f"| ratio spiffe-authz / floor (plaintext) | {a_rps/f_rps:.3f} | {a50/f50:.3f} | {a99/f99:.3f} |")
 PY
+# Mutual TLS under load needs a client that presents a certificate: oha does (`cargo install
+# oha`), wrk does not. Same pair as above, both listeners requiring a client certificate, and
+# spiffe-authz's ALLOW rule also requiring the frontend's principal.
+if command -v oha >/dev/null; then
+  sed 's|rules: \[{to: \[{operation: {methods|rules: [{from: [{source: {principals: ["cluster.local/ns/demo/sa/frontend"]}}], to: [{operation: {methods|' \
+    "$work/authz.yaml" > "$work/authz-mtls.yaml"
+  grep -q principals "$work/authz-mtls.yaml"
+  mtls=(--tls-cert "$work/pki/serve/cert-chain.pem" --tls-key "$work/pki/serve/key.pem"
+        --client-ca "$work/pki/root-cert.pem" --client-certificate required)
+  mfp=$(port); mfa=$(port); map=$(port); maa=$(port)
+  start_serve floor-mtls "$floor" "$work/empty.json" "$mfp" "$mfa" "${mtls[@]}"
+  start_serve authz-mtls "$authz" "$work/authz-mtls.yaml" "$map" "$maa" "${mtls[@]}"
+  run_oha() { # label url
+    oha -z "${SECONDS_EACH}s" -c "$CONNECTIONS" --no-tui --output-format json \
+      --cacert "$work/pki/root-cert.pem" --cert "$work/pki/workloads/demo.frontend/cert-chain.pem" \
+      --key "$work/pki/workloads/demo.frontend/key.pem" "$2" > "$work/oha-$1.json"
+    python3 - "$work/oha-$1.json" > "$work/res-$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+codes = r.get("statusCodeDistribution", {})
+# oha counts the requests still in flight when -z ends as errors; they are not failures.
+errors = {k: v for k, v in r.get("errorDistribution", {}).items() if k != "aborted due to deadline"}
+if errors or set(codes) - {"200"}:
+    sys.exit(f"errors under load: codes {codes}, errors {errors}")
+m = r["metrics"]
+print(f'{m["requests_per_sec"]:.0f} {m["latency_ms"]["p50"]:.3f} {m["latency_ms"]["p99"]:.3f}')
+PY
+  }
+  run_oha floor-mtls "https://localhost:$mfp/api/items"
+  run_oha authz-mtls "https://localhost:$map/api/items"
+  read -r mf_rps mf_p50 mf_p99 < "$work/res-floor-mtls"
+  read -r ma_rps ma_p50 ma_p99 < "$work/res-authz-mtls"
+  echo "mTLS (oha -c$CONNECTIONS -z${SECONDS_EACH}s, client certificate required, demo/frontend):"
+  python3 - "$mf_rps" "$mf_p50" "$mf_p99" "$ma_rps" "$ma_p50" "$ma_p99" <<'PY'
+import sys
+f, f50, f99, a, a50, a99 = map(float, sys.argv[1:])
+print(f"| pass-through (floor), mTLS | {f:.0f} | {f50:.3f} | {f99:.3f} |")
+print(f"| spiffe-authz (principals), mTLS | {a:.0f} | {a50:.3f} | {a99:.3f} |")
+print(f"| ratio spiffe-authz / floor (mTLS) | {a/f:.3f} | {a50/f50:.3f} | {a99/f99:.3f} |")
+PY
+  [ "$(curl -s "http://127.0.0.1:$maa/stats" | awk -F': ' '$1=="spiffe_authz.rbac.denied"{print $2}')" = 0 ] \
+    || { echo "serve-load: mTLS requests were denied"; exit 1; }
+else
+  echo "serve-load: oha not installed: no mTLS figure (wrk cannot present a client certificate)"
+fi
+
 errors=$(curl -s "http://127.0.0.1:$aa/stats" | awk -F': ' '$1=="host_sim.serve.upstream_rq_failed"{print $2}')
 [ "$errors" = "0" ] || { echo "serve-load: upstream failures: $errors"; exit 1; }
 
