@@ -110,7 +110,7 @@ start_serve authz-tls "$authz" "$work/authz.yaml" "$tp" "$ta" \
 run_wrk() { # label url seconds [wrk args...]
   local label=$1 url=$2 secs=$3; shift 3
   local out="$work/wrk-$label.txt"
-  wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency "$@" "$url" >"$out" 2>&1
+  wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --timeout 10s --latency "$@" "$url" >"$out" 2>&1
   if grep -qE 'Non-2xx|Socket errors' "$out"; then
     echo "serve-load: $label: errors under load:"; cat "$out"; exit 1
   fi
@@ -201,10 +201,17 @@ echo "serve-load: soak to $SOAK more requests (keep-alive and new connections, r
 # Warm-up: what the measured part does, once. Wasm memory never shrinks; the plugin's
 # per-connection cache (1,024 entries per configuration) fills over new connections and a
 # reload briefly holds two configurations, so "flat" is measured after each has happened.
+# New connections are counted, not timed, so a slow machine fills the caches too.
+fill_connection_caches() {
+  local from; from=$(stat host_sim.serve.downstream_cx_total)
+  while [ $(( $(stat host_sim.serve.downstream_cx_total) - from )) -lt $((3 * 1024 * WORKERS)) ]; do
+    run_wrk soak-warmup-close "http://127.0.0.1:$ap/api/items" 1 -H "Connection: close"
+  done
+}
 run_wrk soak-warmup "http://127.0.0.1:$ap/api/items" 2
-run_wrk soak-warmup-close "http://127.0.0.1:$ap/api/items" 2 -H "Connection: close"
+fill_connection_caches
 curl -sf -X POST "http://127.0.0.1:$aa/reload" >/dev/null
-run_wrk soak-warmup-after-reload "http://127.0.0.1:$ap/api/items" 1 -H "Connection: close"
+fill_connection_caches
 rss0=$(stat host_sim.process.rss_bytes); vm0=$(vm_memory)
 start_total=$(stat host_sim.serve.downstream_rq_total)
 target_total=$((start_total + SOAK))
