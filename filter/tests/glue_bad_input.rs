@@ -244,14 +244,12 @@ fn raw_bytes_and_bad_encodings_get_the_right_decision() {
     );
 }
 
-/// A host that gives `destination.address` as a bare IP has not told the port; the glue
-/// takes it as port 0 (`glue/facts.rs` `decode_socket_address`), a known port that is not
-/// 8000, so a DENY on port 8000 does not fire. Fail closed would treat the port as unknown,
-/// as for an address that does not parse (the DENY then matches). Envoy always serves
-/// `ip:port` for IP listeners, so only other hosts are affected.
+/// A host that gives `destination.address` as a bare IP has not told the port. It was taken
+/// as port 0, a known port that is not 8000, so a DENY on port 8000 did not fire (found by this
+/// suite). The port is now unknown, as for an address that does not parse, and the engine
+/// fails closed by action: the DENY matches. Envoy always serves `ip:port` for IP listeners,
+/// so only other hosts were affected.
 #[test]
-#[ignore = "found: a bare-IP destination.address becomes port 0 instead of an unknown port, \
-            so a DENY on ports misses (other hosts than Envoy); reported"]
 fn a_bare_ip_destination_leaves_the_port_unknown() {
     let config = FakeHost::new();
     config.set_configuration(

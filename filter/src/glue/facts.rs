@@ -28,7 +28,7 @@ pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
 }
 
 /// `source.address` / `destination.address`: `ip:port`, IPv6 as `[ip]:port`. A bare IP (some
-/// hosts) is accepted with port 0.
+/// hosts) is accepted with port 0, which callers read as "port not told".
 pub fn decode_socket_address(bytes: &[u8]) -> Option<SocketAddr> {
     let text = std::str::from_utf8(bytes).ok()?;
     if let Ok(addr) = text.parse::<SocketAddr>() {

@@ -224,7 +224,9 @@ impl HttpStream {
                 direct_remote_ip,
                 remote_ip,
                 destination_ip: connection.destination.map(|a| a.ip()),
-                destination_port: connection.destination.map(|a| a.port()),
+                // Port 0 is no listener's port: a host that gave a bare IP did not tell the port,
+                // so it stays unknown and the engine fails closed by action (a DENY on ports matches).
+                destination_port: connection.destination.map(|a| a.port()).filter(|&p| p != 0),
                 sni: connection.sni.as_deref(),
                 http: Some(HttpRequest {
                     method,
