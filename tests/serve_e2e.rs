@@ -60,8 +60,42 @@ impl Pki {
         self.dir.join("workloads").join(name)
     }
 
+    /// A client presenting `bad/<kind>/cert.pem` with the intermediate CA behind it.
+    fn bad_client(&self, kind: &str) -> Arc<rustls::ClientConfig> {
+        let mut chain: Vec<CertificateDer<'static>> = Vec::new();
+        for file in [
+            self.dir.join("bad").join(kind).join("cert.pem"),
+            self.dir.join("cluster1/ca-cert.pem"),
+        ] {
+            chain.extend(
+                CertificateDer::pem_file_iter(file)
+                    .unwrap()
+                    .map(Result::unwrap),
+            );
+        }
+        let key =
+            PrivateKeyDer::from_pem_file(self.dir.join("bad").join(kind).join("key.pem")).unwrap();
+        self.config_with(Some((chain, key)))
+    }
+
     /// A client that trusts the mesh root and presents `workload`'s SVID (or nothing).
     fn client(&self, workload: Option<&str>) -> Arc<rustls::ClientConfig> {
+        let identity = workload.map(|w| {
+            let dir = self.workload(w);
+            let chain = CertificateDer::pem_file_iter(dir.join("cert-chain.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+            (chain, key)
+        });
+        self.config_with(identity)
+    }
+
+    fn config_with(
+        &self,
+        identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    ) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(self.dir.join("root-cert.pem")).unwrap() {
             roots.add(c.unwrap()).unwrap();
@@ -72,17 +106,9 @@ impl Pki {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-        let config = match workload {
+        let config = match identity {
             None => builder.with_no_client_auth(),
-            Some(w) => {
-                let dir = self.workload(w);
-                let chain = CertificateDer::pem_file_iter(dir.join("cert-chain.pem"))
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect();
-                let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
-                builder.with_client_auth_cert(chain, key).unwrap()
-            }
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
         };
         Arc::new(config)
     }
@@ -341,9 +367,15 @@ fn strict_mtls_decides_on_the_handshake_identity() {
             _ => panic!("{name}: got {got:?}, want {want:?}"),
         }
     }
-    assert!(stat(&server, "host_sim.serve.downstream_cx_tls_handshake_failed") >= 1);
     assert_eq!(stat(&server, "spiffe_authz.rbac.allowed"), 2);
     assert_eq!(stat(&server, "spiffe_authz.rbac.denied"), 2);
+    // The handshake checks the chain, not SVID rules (webpki reads no names for client
+    // auth): an SVID with two URI SANs gets through, and the plugin, reading the real
+    // certificate, denies it before any policy (X.509-SVID §2: exactly one URI SAN).
+    let (status, body) = https(addr, pki.bad_client("two-uri-sans"), "/api/items", &[]).unwrap();
+    assert_eq!(status, 403, "two URI SANs: {body}");
+    assert_eq!(stat(&server, "spiffe_authz.invalid_peer_identity"), 1);
+    assert!(stat(&server, "host_sim.serve.downstream_cx_tls_handshake_failed") >= 1);
 }
 
 /// Istio PERMISSIVE: a client without a certificate gets through the handshake and is
