@@ -197,13 +197,15 @@ pub struct ConnectionCache {
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// Fibonacci hashing of an integer id. The host assigns the ids (Envoy counts them up), no
-/// peer chooses them, so the map needs no keyed hash against collisions.
+/// peer chooses them, so the map needs no keyed hash against collisions. The product's high
+/// half, which depends on every bit of the id, is folded into the low bits the table indexes
+/// by, so ids with a power-of-two stride still spread.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0 ^ (self.0 >> 32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -442,4 +444,30 @@ fn node_workload<H: Host + ?Sized>(host: &H) -> Result<Workload, Vec<ConfigError
         }
     }
     Ok(Workload { namespace, labels })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::IdHasher;
+
+    /// The buckets a 1,024-slot table would use for 1,024 ids: consecutive ids (Envoy's
+    /// context and connection counters) and ids with a stride of 8 or 1,024 must all spread,
+    /// or the map degrades to probing.
+    #[test]
+    fn ids_spread_over_the_table_whatever_their_stride() {
+        let hasher = BuildHasherDefault::<IdHasher>::default();
+        for stride in [1u64, 8, 1024] {
+            let buckets: BTreeSet<u64> = (0..1024u64)
+                .map(|i| hasher.hash_one(i * stride) & 1023)
+                .collect();
+            assert!(
+                buckets.len() > 600,
+                "stride {stride}: {} buckets",
+                buckets.len()
+            );
+        }
+    }
 }
