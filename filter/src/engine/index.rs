@@ -10,18 +10,28 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxBuildHasher;
+
 use super::ip::{push_sorted, CidrIndex};
 use super::operation::{PathMatch, TemplateTok};
 use super::principal::{namespace_candidates, NamespaceMatch};
 use super::rule::{CompiledRule, Constraint, Facts, UnknownFact};
 use super::string_match::{HeaderValues, StringMatch};
 
+/// A map filled from the policies at configure time and only read per request. Its keys are
+/// the operator's literals, never request data, so nobody on the request path can choose
+/// colliding keys (what SipHash's random key defends against): a fixed, cheap hash is
+/// safe, and a lookup costs at most the probe sequences the configured keys already left.
+/// SipHash was about a tenth of a decision's instructions at opt-level "z" (BENCHMARKS.md,
+/// Plugin).
+pub(crate) type ConfigMap<K, V> = HashMap<K, V, FxBuildHasher>;
+
 /// Strings indexed by exact value, or by prefix / suffix with one hash lookup per distinct
 /// literal length.
 #[derive(Debug, Default, Clone)]
 struct LenBuckets {
     lens: Vec<usize>,
-    map: HashMap<Box<str>, Vec<u32>>,
+    map: ConfigMap<Box<str>, Vec<u32>>,
 }
 
 impl LenBuckets {
@@ -33,6 +43,7 @@ impl LenBuckets {
         push_sorted(self.map.entry(key.into()).or_default(), rule);
     }
 
+    #[inline]
     fn exact(&self, s: &str, visit: &mut impl FnMut(&[u32])) {
         if let Some(rules) = self.map.get(s) {
             visit(rules);

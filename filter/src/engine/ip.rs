@@ -2,8 +2,9 @@
 //! conditions: Envoy `CidrRange` matchers (Istio `util.AddrStrToCidrRange`: a bare address
 //! is a /32 or /128, host bits may be set).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+
+use super::index::ConfigMap;
 
 /// One CIDR range, stored masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,12 +47,14 @@ impl Cidr {
     }
 
     /// Envoy `CidrRange::isInRange`: an address of the other IP version never matches.
+    #[inline]
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let v6 = ip.is_ipv6();
         v6 == self.v6 && mask(to_bits(ip), v6, self.len) == self.bits
     }
 }
 
+#[inline]
 fn to_bits(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => u128::from(u32::from(a)),
@@ -59,6 +62,7 @@ fn to_bits(ip: IpAddr) -> u128 {
     }
 }
 
+#[inline]
 fn mask(bits: u128, v6: bool, len: u8) -> u128 {
     let width: u32 = if v6 { 128 } else { 32 };
     let host = width.saturating_sub(u32::from(len));
@@ -75,7 +79,7 @@ fn mask(bits: u128, v6: bool, len: u8) -> u128 {
 pub(crate) struct CidrIndex {
     lens_v4: Vec<u8>,
     lens_v6: Vec<u8>,
-    map: HashMap<Cidr, Vec<u32>>,
+    map: ConfigMap<Cidr, Vec<u32>>,
 }
 
 impl CidrIndex {

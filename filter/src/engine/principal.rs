@@ -90,21 +90,27 @@ pub(crate) fn namespace_literal(glob: &Glob) -> Option<&str> {
 /// index. (`spiffe://` itself cannot contain `/ns/`, but its last `/` can start one.)
 pub(crate) fn namespace_candidates(principal: &str, mut f: impl FnMut(&str)) {
     let mut take = |after: &str| {
-        if let Some((name, _)) = after.split_once('/') {
+        if let Some(name) = after
+            .bytes()
+            .position(|b| b == b'/')
+            .and_then(|end| after.get(..end))
+        {
             f(name);
         }
     };
     if let Some(rest) = principal.strip_prefix("ns/") {
         take(rest);
     }
-    // Occurrences may overlap (`/ns/ns/foo/`), so search again from the next byte.
-    let mut from = 0;
-    while let Some(at) = principal.get(from..).and_then(|s| s.find("/ns/")) {
-        let at = from + at;
-        if let Some(rest) = principal.get(at + 4..) {
-            take(rest);
+    // Occurrences may overlap (`/ns/ns/foo/`), so every `/` is a candidate start. A byte
+    // scan rather than `str::find("/ns/")`, whose substring searcher is set up anew on every
+    // call; `/` is ASCII, so `at + 4` after a match is a char boundary.
+    let bytes = principal.as_bytes();
+    for (at, &b) in bytes.iter().enumerate() {
+        if b == b'/' && bytes.get(at..at + 4) == Some(b"/ns/".as_slice()) {
+            if let Some(rest) = principal.get(at + 4..) {
+                take(rest);
+            }
         }
-        from = at + 1;
     }
 }
 

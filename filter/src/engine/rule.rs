@@ -30,6 +30,7 @@ impl<M> Field<M> {
         self.any_of.is_empty() && self.none_of.is_empty()
     }
 
+    #[inline]
     fn eval(&self, mut pred: impl FnMut(&M) -> bool) -> bool {
         (self.any_of.is_empty() || self.any_of.iter().any(&mut pred))
             && !self.none_of.iter().any(pred)
@@ -200,6 +201,7 @@ pub(crate) enum UnknownFact {
 }
 
 impl UnknownFact {
+    #[inline]
     fn field<T: Copy, M>(
         self,
         fact: Option<T>,

@@ -45,6 +45,7 @@ impl StringMatch {
     }
 
     /// Matches one fact; `None` is an absent fact, which only negations can satisfy.
+    #[inline]
     pub(crate) fn matches(&self, fact: Option<&str>) -> bool {
         let Some(fact) = fact else {
             return false;
@@ -53,6 +54,7 @@ impl StringMatch {
     }
 
     /// Matches a fact that exists; `ignore_case` is Envoy's ASCII `ignore_case`.
+    #[inline]
     pub(crate) fn matches_present(&self, fact: &str, ignore_case: bool) -> bool {
         let fact = fact.as_bytes();
         match self {
@@ -82,6 +84,7 @@ impl StringMatch {
     }
 }
 
+#[inline]
 fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     if ignore_case {
         a.eq_ignore_ascii_case(b)
