@@ -262,7 +262,14 @@ fn dry_run_and_audit_are_reported_never_enforced() {
     assert!(out.logs.iter().any(
         |l| l.message.contains("dry-run denied") && l.message.contains("require-mtls-dry-run")
     ));
-    assert_eq!(p.counter("spiffe_authz.rbac.shadow_denied"), Some(1));
+    // Envoy counts the DENY filter's shadow result under Istio's shadow_rules_stat_prefix
+    // istio_dry_run_deny_ (common/rbac/utility.cc generateStats; builder.go
+    // shadowRuleStatPrefix); the AUDIT filter's unprefixed shadow counters stay untouched.
+    assert_eq!(
+        p.counter("spiffe_authz.rbac.istio_dry_run_deny_shadow_denied"),
+        Some(1)
+    );
+    assert_eq!(p.counter("spiffe_authz.rbac.shadow_denied"), Some(0));
 
     // Allowed and audited: the AUDIT match is logged and counted, the request goes through.
     let out = p

@@ -10,6 +10,8 @@ use spiffe_authz::glue::facts::encode_pairs;
 use spiffe_authz::glue::fake::FakeHost;
 use spiffe_authz::glue::plugin::{
     COUNTER_ALLOWED, COUNTER_AUDITED, COUNTER_CONFIG_REJECTED, COUNTER_DENIED,
+    COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED, COUNTER_DRY_RUN_ALLOW_SHADOW_DENIED,
+    COUNTER_DRY_RUN_DENY_SHADOW_ALLOWED, COUNTER_DRY_RUN_DENY_SHADOW_DENIED,
     COUNTER_INVALID_PEER_IDENTITY, COUNTER_SHADOW_ALLOWED, COUNTER_SHADOW_DENIED,
 };
 use spiffe_authz::glue::Root;
@@ -38,7 +40,9 @@ fn a_good_configuration_is_accepted_and_logged_once() {
 #[test]
 fn counters_are_defined_once_with_envoy_rbac_names() {
     // Envoy RBAC filter stats: allowed, denied, shadow_allowed, shadow_denied
-    // (docs/root/configuration/http/http_filters/rbac_filter.rst).
+    // (docs/root/configuration/http/http_filters/rbac_filter.rst); shadow ones per filter
+    // under Istio's shadow_rules_stat_prefix (builder.go shadowRuleStatPrefix: none for
+    // AUDIT, istio_dry_run_deny_, istio_dry_run_allow_; common/rbac/utility.cc generateStats).
     let (mut root, host) = configured(GOOD);
     assert!(root.on_configure(&host));
     let names = host.counter_names.borrow().clone();
@@ -49,6 +53,10 @@ fn counters_are_defined_once_with_envoy_rbac_names() {
             COUNTER_DENIED,
             COUNTER_SHADOW_ALLOWED,
             COUNTER_SHADOW_DENIED,
+            COUNTER_DRY_RUN_DENY_SHADOW_ALLOWED,
+            COUNTER_DRY_RUN_DENY_SHADOW_DENIED,
+            COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED,
+            COUNTER_DRY_RUN_ALLOW_SHADOW_DENIED,
             COUNTER_AUDITED,
             COUNTER_CONFIG_REJECTED,
             COUNTER_INVALID_PEER_IDENTITY
@@ -60,6 +68,14 @@ fn counters_are_defined_once_with_envoy_rbac_names() {
     );
     assert_eq!(COUNTER_DENIED, "spiffe_authz.rbac.denied");
     assert_eq!(COUNTER_SHADOW_DENIED, "spiffe_authz.rbac.shadow_denied");
+    assert_eq!(
+        COUNTER_DRY_RUN_DENY_SHADOW_DENIED,
+        "spiffe_authz.rbac.istio_dry_run_deny_shadow_denied"
+    );
+    assert_eq!(
+        COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED,
+        "spiffe_authz.rbac.istio_dry_run_allow_shadow_allowed"
+    );
 }
 
 #[test]

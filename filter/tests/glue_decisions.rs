@@ -5,11 +5,17 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use spiffe_authz::config::LogLevel;
+use spiffe_authz::engine::{
+    Decision, PolicyName, PolicyRef, Reason, ShadowResult, ShadowResults, Verdict,
+};
 use spiffe_authz::glue::facts::encode_pairs;
 use spiffe_authz::glue::fake::FakeHost;
 use spiffe_authz::glue::plugin::{
-    COUNTER_ALLOWED, COUNTER_AUDITED, COUNTER_DENIED, COUNTER_SHADOW_ALLOWED, COUNTER_SHADOW_DENIED,
+    COUNTER_ALLOWED, COUNTER_AUDITED, COUNTER_DENIED, COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED,
+    COUNTER_DRY_RUN_ALLOW_SHADOW_DENIED, COUNTER_DRY_RUN_DENY_SHADOW_ALLOWED,
+    COUNTER_DRY_RUN_DENY_SHADOW_DENIED, COUNTER_SHADOW_ALLOWED, COUNTER_SHADOW_DENIED,
 };
+use spiffe_authz::glue::report::report;
 use spiffe_authz::glue::{Action, Root};
 
 const FRONTEND: &str = "spiffe://cluster.local/ns/demo/sa/frontend";
@@ -223,7 +229,7 @@ fn a_denial_names_the_policy_and_rule_everywhere() {
 #[test]
 fn dry_run_denials_are_logged_and_counted_never_enforced() {
     // istio.io/dry-run: evaluated and reported only (Istio authz dry-run; Envoy RBAC
-    // shadow_rules -> shadow_denied).
+    // shadow_rules of the DENY filter -> istio_dry_run_deny_shadow_denied).
     let (host, action) = run(
         DEMO,
         &Call {
@@ -238,67 +244,215 @@ fn dry_run_denials_are_logged_and_counted_never_enforced() {
         Some("rbac_access_denied_matched_policy[none]")
     );
     assert_eq!(action, Action::Pause);
-    assert_eq!(host.counter(COUNTER_SHADOW_DENIED), 1);
+    assert_eq!(host.counter(COUNTER_DRY_RUN_DENY_SHADOW_DENIED), 1);
     let lines = host.logs_at_least(LogLevel::Info);
     assert!(
         lines
             .iter()
             .any(|l| l.contains("dry-run denied (not enforced)")
-                && l.contains("istio-system/require-mtls-dry-run")),
+                && l.contains("istio-system/require-mtls-dry-run rule=0")),
         "{lines:?}"
-    );
-
-    // A dry-run-only config: the request goes through, the shadow verdict is counted.
-    let dry_only = r#"{"workload": {"namespace": "demo"}, "policies": [
-        {"metadata": {"name": "would-deny", "namespace": "demo", "annotations": {"istio.io/dry-run": "true"}},
-         "spec": {"action": "DENY", "rules": [{}]}}]}"#;
-    let (host, action) = run(dry_only, &BASE);
-    assert_eq!(action, Action::Continue);
-    assert_eq!(host.counter(COUNTER_SHADOW_DENIED), 1);
-    assert_eq!(host.counter(COUNTER_ALLOWED), 1);
-    let (host, _) = run(
-        &dry_only.replace("\"DENY\"", "\"ALLOW\"").replace(
-            "[{}]",
-            "[{\"to\": [{\"operation\": {\"methods\": [\"PUT\"]}}]}]",
-        ),
-        &BASE,
-    );
-    assert_eq!(
-        host.counter(COUNTER_SHADOW_DENIED) + host.counter(COUNTER_SHADOW_ALLOWED),
-        1
     );
 }
 
+/// Every shadow counter, in the order of [`SHADOW_COUNTERS`]' rows.
+const SHADOW_COUNTERS: [&str; 6] = [
+    COUNTER_SHADOW_ALLOWED,
+    COUNTER_SHADOW_DENIED,
+    COUNTER_DRY_RUN_DENY_SHADOW_ALLOWED,
+    COUNTER_DRY_RUN_DENY_SHADOW_DENIED,
+    COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED,
+    COUNTER_DRY_RUN_ALLOW_SHADOW_DENIED,
+];
+
 #[test]
-fn dry_run_allow_rules_are_not_evaluated_after_an_enforced_deny() {
-    // envoy rbac_filter.cc: each RBAC filter runs its shadow rules, then its enforced ones;
-    // Istio's ALLOW filter comes after the DENY filter, so a request the enforced DENY denied
-    // never reaches the dry-run ALLOW rules: no shadow verdict, no shadow counter.
-    let config = r#"{"workload": {"namespace": "demo"}, "policies": [
-        {"metadata": {"name": "deny-all", "namespace": "demo"},
-         "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}},
-        {"metadata": {"name": "would-allow", "namespace": "demo", "annotations": {"istio.io/dry-run": "true"}},
-         "spec": {"rules": [{}]}}]}"#;
-    let (host, action) = run(config, &BASE);
-    assert_eq!(action, Action::Pause);
-    assert_eq!(
-        details(&host).as_deref(),
-        Some("rbac_access_denied_matched_policy[demo/deny-all]")
-    );
-    assert_eq!(
-        host.counter(COUNTER_SHADOW_ALLOWED) + host.counter(COUNTER_SHADOW_DENIED),
-        0
-    );
-    // Past the DENY filter, the dry-run ALLOW rules run and are counted.
-    let (host, action) = run(
-        config,
-        &Call {
-            path: "/healthz",
-            ..BASE
+fn shadow_results_are_counted_per_rbac_filter_as_envoy_counts_them() {
+    // Envoy's RBAC filter counts its shadow engine's result as shadow_allowed or
+    // shadow_denied under `<prefix>rbac.<shadow_rules_stat_prefix>` (rbac_filter.cc,
+    // common/rbac/utility.cc generateStats); Istio gives the ALLOW filter the prefix
+    // istio_dry_run_allow_, the DENY filter istio_dry_run_deny_ and the AUDIT filter none
+    // (builder.go shadowRuleStatPrefix), and orders the filters AUDIT, DENY, ALLOW.
+    struct Row {
+        behaviour: &'static str,
+        policies: &'static str,
+        path: &'static str,
+        action: Action,
+        /// Counts of SHADOW_COUNTERS, in order.
+        shadow: [i64; 6],
+        audited: i64,
+        /// Log lines at the denial level that must appear (empty: none about dry runs).
+        logs: &'static [&'static str],
+    }
+    let dry = |name: &str, action: &str, rules: &str| {
+        format!(
+            r#"{{"metadata": {{"name": "{name}", "namespace": "demo", "annotations": {{"istio.io/dry-run": "true"}}}}, "spec": {{"action": "{action}", "rules": {rules}}}}}"#
+        )
+    };
+    let on_admin = r#"[{"to": [{"operation": {"paths": ["/admin/*"]}}]}]"#;
+    let dry_deny = dry("would-deny", "DENY", on_admin);
+    let dry_allow = dry("would-allow", "ALLOW", on_admin);
+    let enforced_deny = r#"{"metadata": {"name": "deny-admin", "namespace": "demo"}, "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}]}]}}"#;
+    let rows = [
+        Row {
+            behaviour: "no dry-run policy: no filter has shadow rules, nothing counted (rbac_filter.cc counts only when a shadow engine exists)",
+            policies: "",
+            path: "/admin/x",
+            action: Action::Continue,
+            shadow: [0, 0, 0, 0, 0, 0],
+            audited: 0,
+            logs: &[],
         },
-    );
-    assert_eq!(action, Action::Continue);
-    assert_eq!(host.counter(COUNTER_SHADOW_ALLOWED), 1);
+        Row {
+            behaviour: "a matching dry-run DENY: the DENY filter's shadow engine denies (istio_dry_run_deny_shadow_denied), the request goes through",
+            policies: "DENY",
+            path: "/admin/x",
+            action: Action::Continue,
+            shadow: [0, 0, 0, 1, 0, 0],
+            audited: 0,
+            logs: &["dry-run denied (not enforced) principal=\"cluster.local/ns/demo/sa/frontend\" method=\"GET\" host=\"backend.demo.svc.cluster.local:8000\" path=\"/admin/x\" policy=demo/would-deny rule=0 (a dry-run DENY policy matched)"],
+        },
+        Row {
+            behaviour: "a dry-run DENY that does not match: the DENY filter's shadow engine allows (istio_dry_run_deny_shadow_allowed)",
+            policies: "DENY",
+            path: "/api/x",
+            action: Action::Continue,
+            shadow: [0, 0, 1, 0, 0, 0],
+            audited: 0,
+            logs: &[],
+        },
+        Row {
+            behaviour: "a matching dry-run ALLOW: the ALLOW filter's shadow engine allows (istio_dry_run_allow_shadow_allowed)",
+            policies: "ALLOW",
+            path: "/admin/x",
+            action: Action::Continue,
+            shadow: [0, 0, 0, 0, 1, 0],
+            audited: 0,
+            logs: &[],
+        },
+        Row {
+            behaviour: "dry-run ALLOW policies and none matches: the ALLOW filter's shadow engine denies (istio_dry_run_allow_shadow_denied), never enforced",
+            policies: "ALLOW",
+            path: "/api/x",
+            action: Action::Continue,
+            shadow: [0, 0, 0, 0, 0, 1],
+            audited: 0,
+            logs: &["dry-run denied (not enforced) principal=\"cluster.local/ns/demo/sa/frontend\" method=\"GET\" host=\"backend.demo.svc.cluster.local:8000\" path=\"/api/x\" policy=none rule=- (no dry-run ALLOW policy matched)"],
+        },
+        Row {
+            behaviour: "dry-run DENY and ALLOW both: each filter counts its own shadow result once",
+            policies: "DENY+ALLOW",
+            path: "/admin/x",
+            action: Action::Continue,
+            shadow: [0, 0, 0, 1, 1, 0],
+            audited: 0,
+            logs: &["policy=demo/would-deny rule=0 (a dry-run DENY policy matched)"],
+        },
+        Row {
+            behaviour: "an enforced DENY denies: the ALLOW filter after it never runs, so its shadow rules count nothing; the DENY filter's shadow rules ran first and count",
+            policies: "DENY+ALLOW+enforced",
+            path: "/admin/x",
+            action: Action::Pause,
+            shadow: [0, 0, 0, 1, 0, 0],
+            audited: 0,
+            logs: &["policy=demo/would-deny rule=0 (a dry-run DENY policy matched)"],
+        },
+    ];
+    for row in &rows {
+        let mut policies = Vec::new();
+        for part in row.policies.split('+').filter(|p| !p.is_empty()) {
+            policies.push(match part {
+                "DENY" => dry_deny.clone(),
+                "ALLOW" => dry_allow.clone(),
+                "enforced" => enforced_deny.to_string(),
+                other => panic!("unknown part {other}"),
+            });
+        }
+        let config = format!(
+            r#"{{"workload": {{"namespace": "demo"}}, "policies": [{}]}}"#,
+            policies.join(",")
+        );
+        let (host, action) = run(
+            &config,
+            &Call {
+                path: row.path,
+                ..BASE
+            },
+        );
+        let b = row.behaviour;
+        assert_eq!(action, row.action, "{b}");
+        let counted = SHADOW_COUNTERS.map(|name| host.counter(name));
+        assert_eq!(counted, row.shadow, "{b}");
+        assert_eq!(host.counter(COUNTER_AUDITED), row.audited, "{b}");
+        let lines = host.logs_at_least(LogLevel::Info);
+        let dry_lines: Vec<&String> = lines.iter().filter(|l| l.contains("dry-run")).collect();
+        assert_eq!(dry_lines.len(), row.logs.len(), "{b}: {lines:?}");
+        for want in row.logs {
+            assert!(
+                lines.iter().any(|l| l.contains(want)),
+                "{b}: {want:?} in {lines:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dry_run_audit_shadow_result_is_counted_and_logged_as_a_dry_run_audit() {
+    // Istio's validation refuses a dry-run AUDIT policy (so does this plugin's), but the engine
+    // reports one as Envoy would run it: the AUDIT filter's shadow engine, action LOG, whose
+    // result is always allowed (engine_impl.cc handleAction) and counted as the unprefixed
+    // rbac.shadow_allowed (builder.go shadowRuleStatPrefix gives LOG none). It is never an
+    // audit: Envoy sets no access-log hint in shadow mode.
+    let host = FakeHost::new();
+    host.set_configuration(r#"{"workload": {"namespace": "demo"}, "policies": []}"#);
+    let mut root = Root::new();
+    assert!(root.on_configure(&host));
+    let plugin = root.plugin().cloned().unwrap();
+    let rows: [(&str, Option<PolicyRef>, &[&str]); 2] = [
+        (
+            "a dry-run AUDIT rule matched: logged as a dry-run audit naming it",
+            Some(PolicyRef {
+                policy: PolicyName::from("demo/would-audit"),
+                rule: 2,
+            }),
+            &["dry-run audit principal=p method=\"GET\" policy=demo/would-audit rule=2"],
+        ),
+        (
+            "no dry-run AUDIT rule matched: counted (LOG is always allowed), nothing logged",
+            None,
+            &[],
+        ),
+    ];
+    for (behaviour, policy, logs) in rows {
+        host.counters.borrow_mut().clear();
+        host.logs.borrow_mut().clear();
+        let decision = Decision {
+            verdict: Verdict::Allow,
+            reason: Reason::NoAllowPolicies,
+            dry_run: None,
+            audit: None,
+            shadow: ShadowResults {
+                audit: Some(ShadowResult {
+                    verdict: Verdict::Allow,
+                    policy,
+                }),
+                deny: None,
+                allow: None,
+            },
+        };
+        report(&plugin, &host, &decision, "p", "method=\"GET\"");
+        let counted = SHADOW_COUNTERS.map(|name| host.counter(name));
+        assert_eq!(counted, [1, 0, 0, 0, 0, 0], "{behaviour}");
+        assert_eq!(host.counter(COUNTER_AUDITED), 0, "{behaviour}");
+        let lines = host.logs_at_least(LogLevel::Info);
+        let dry: Vec<&String> = lines.iter().filter(|l| l.contains("dry-run")).collect();
+        assert_eq!(dry.len(), logs.len(), "{behaviour}: {lines:?}");
+        for want in logs {
+            assert!(
+                lines.iter().any(|l| l.contains(want)),
+                "{behaviour}: {want:?} in {lines:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -518,7 +672,8 @@ fn host_calls_per_request_with_the_demo_policies() {
         per_request
     };
     // headers, connection.{mtls,peer_certificate,uri_san_peer_certificate}, clock (certificate
-    // validity), source.address; counters: allowed, shadow_allowed (the dry-run policy), the
+    // validity), source.address; counters: allowed, istio_dry_run_deny_shadow_allowed (the
+    // dry-run DENY policy did not match), the
     // per-policy counter (defined on the first request only).
     // By default the connection cache is on: + connection_id on every request, the
     // connection's facts and the clock once.

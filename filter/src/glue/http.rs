@@ -188,17 +188,14 @@ impl HttpStream {
         let (method, path, authority) = (pseudo(":method"), pseudo(":path"), pseudo(":authority"));
 
         let connection = self.connection_facts(plugin, host)?;
-        let peer = match &connection.peer {
-            Some(peer) => Some(request_peer(plugin, host, &connection, peer, &headers)?),
-            None => None,
-        };
-        let principal_text = principal_for_log(peer.as_ref());
+        let peer = request_peer(plugin, host, &connection, &headers)?;
+        let principal_text = principal_for_log(&peer);
         let what = format!("method={method:?} host={authority:?} path={path:?}");
 
-        let outcome = if matches!(peer, Some(PeerIdentity::Invalid(_))) {
+        let outcome = if matches!(peer, PeerIdentity::Invalid(_)) {
             Outcome::InvalidPeer
         } else if plugin.config.mtls_mode == MtlsMode::Strict
-            && !matches!(peer, Some(PeerIdentity::Verified(_)))
+            && !matches!(peer, PeerIdentity::Verified(_))
         {
             Outcome::MtlsRequired
         } else {
@@ -220,7 +217,7 @@ impl HttpStream {
             let metadata_values = metadata_values(plugin, host, metadata.as_deref());
             let filter_metadata = filter_metadata(&metadata_values);
             let request = Request {
-                principal: peer.as_ref().and_then(PeerIdentity::principal),
+                principal: peer.principal(),
                 direct_remote_ip,
                 remote_ip,
                 destination_ip: connection.destination.map(|a| a.ip()),
@@ -388,9 +385,9 @@ fn request_peer<H: Host + ?Sized>(
     plugin: &Plugin,
     host: &H,
     connection: &ConnectionFacts,
-    peer: &PeerIdentity,
     headers: &[(&str, &str)],
 ) -> Result<PeerIdentity, HostError> {
+    let peer = &connection.peer;
     if !plugin.identity.sources.contains(&IdentitySource::Xfcc)
         || connection.identity_facts.mtls == Some(false)
     {
@@ -430,45 +427,45 @@ pub(crate) fn fetch_connection<H: Host + ?Sized>(
     host: &H,
 ) -> Result<ConnectionFacts, HostError> {
     let needs = &plugin.needs;
-    let mut facts = ConnectionFacts {
-        identity_facts: fetch_connection_identity(host, &plugin.identity.sources)?,
-        ..ConnectionFacts::default()
-    };
+    let identity_facts = fetch_connection_identity(host, &plugin.identity.sources)?;
     // Plaintext is unauthenticated whatever the clock says.
-    let now = if facts.identity_facts.mtls == Some(false) {
+    let now = if identity_facts.mtls == Some(false) {
         0
     } else {
         clock(plugin, host)?
     };
-    facts.peer = Some(establish_identity(
-        &facts.identity_facts,
-        None,
-        &plugin.identity,
-        now,
-    ));
-    if needs.destination_ip || needs.destination_port {
-        // One call gives both: `destination.address` is `ip:port`.
-        facts.destination = host
-            .property(&["destination", "address"])?
+    let peer = establish_identity(&identity_facts, None, &plugin.identity, now);
+    // One call gives both: `destination.address` is `ip:port`.
+    let destination = if needs.destination_ip || needs.destination_port {
+        host.property(&["destination", "address"])?
             .as_deref()
-            .and_then(decode_socket_address);
-    }
-    if needs.sni {
-        facts.sni = host
-            .property(&["connection", "requested_server_name"])?
+            .and_then(decode_socket_address)
+    } else {
+        None
+    };
+    let sni = if needs.sni {
+        host.property(&["connection", "requested_server_name"])?
             .as_deref()
             .and_then(decode_str)
             .filter(|s| !s.is_empty())
-            .map(str::to_string);
-    }
-    Ok(facts)
+            .map(str::to_string)
+    } else {
+        None
+    };
+    Ok(ConnectionFacts {
+        peer,
+        identity_facts,
+        destination,
+        sni,
+    })
 }
 
-/// Whether connection facts are cached by connection id: configured (`cacheConnectionFacts`)
-/// and worth the one `connection_id` call it costs per request, i.e. it saves more than one.
-/// Since the identity is always established, it always does: `connection.mtls` plus either a
-/// connection source or, for XFCC alone, the clock.
-pub(crate) fn caches_connection_facts(plugin: &Plugin) -> bool {
+/// Whether HTTP streams cache connection facts by connection id: configured
+/// (`cacheConnectionFacts`) and worth the one `connection_id` call it costs per request, i.e.
+/// it saves more than one. Since the identity is always established, it always does:
+/// `connection.mtls` plus either a connection source or, for XFCC alone, the clock. The one
+/// place that decides it; a TCP connection is decided once and never reads the cache.
+pub fn caches_connection_facts(plugin: &Plugin) -> bool {
     plugin.config.cache_connection_facts && connection_fact_calls(plugin) >= 2
 }
 

@@ -7,9 +7,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::config::{ConfigError, LogLevel, MtlsMode, PluginConfig};
+use crate::config::{ConfigError, LogLevel, PluginConfig};
 use crate::engine::{Engine, EngineConfig, Needs, Warning, Workload};
-use crate::identity::{IdentitySettings, IdentitySource, PeerIdentity};
+use crate::identity::{IdentitySettings, PeerIdentity};
 
 use super::facts::{decode_pairs, decode_str};
 use super::host::{Host, HostError};
@@ -21,13 +21,29 @@ use super::tcp::TcpStream;
 /// configured plugin name too, other hosts may not).
 pub const LOG_PREFIX: &str = "spiffe-authz";
 
-/// Counter names, shaped like Envoy's RBAC filter stats (`<prefix>.rbac.allowed`, `denied`,
-/// `shadow_allowed`, `shadow_denied`; `docs/root/configuration/http/http_filters/rbac_filter.rst`).
-/// Envoy files proxy-wasm metrics under its `wasmcustom` stats namespace.
+/// Counter names, shaped like Envoy's RBAC filter stats (`<prefix>rbac.allowed`, `denied`;
+/// `docs/root/configuration/http/http_filters/rbac_filter.rst`). Envoy files proxy-wasm
+/// metrics under its `wasmcustom` stats namespace.
 pub const COUNTER_ALLOWED: &str = "spiffe_authz.rbac.allowed";
 pub const COUNTER_DENIED: &str = "spiffe_authz.rbac.denied";
+/// Shadow (dry-run) results are counted per RBAC filter, as Envoy counts them: each filter's
+/// `shadow_allowed` / `shadow_denied` under `<prefix>rbac.<shadow_rules_stat_prefix>`
+/// (`source/extensions/filters/common/rbac/utility.cc` `generateStats`), with the prefix Istio
+/// gives each filter (`pilot/pkg/security/authz/builder/builder.go` `shadowRuleStatPrefix`):
+/// none for the AUDIT filter, so its results are the plain `rbac.shadow_allowed` /
+/// `rbac.shadow_denied` (an AUDIT filter's shadow result is always allowed).
 pub const COUNTER_SHADOW_ALLOWED: &str = "spiffe_authz.rbac.shadow_allowed";
 pub const COUNTER_SHADOW_DENIED: &str = "spiffe_authz.rbac.shadow_denied";
+/// The DENY filter's shadow results (Istio's prefix `istio_dry_run_deny_`).
+pub const COUNTER_DRY_RUN_DENY_SHADOW_ALLOWED: &str =
+    "spiffe_authz.rbac.istio_dry_run_deny_shadow_allowed";
+pub const COUNTER_DRY_RUN_DENY_SHADOW_DENIED: &str =
+    "spiffe_authz.rbac.istio_dry_run_deny_shadow_denied";
+/// The ALLOW filter's shadow results (Istio's prefix `istio_dry_run_allow_`).
+pub const COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED: &str =
+    "spiffe_authz.rbac.istio_dry_run_allow_shadow_allowed";
+pub const COUNTER_DRY_RUN_ALLOW_SHADOW_DENIED: &str =
+    "spiffe_authz.rbac.istio_dry_run_allow_shadow_denied";
 pub const COUNTER_AUDITED: &str = "spiffe_authz.rbac.audited";
 pub const COUNTER_CONFIG_REJECTED: &str = "spiffe_authz.config_rejected";
 /// Requests and connections denied because the peer presented an identity that failed
@@ -36,14 +52,25 @@ pub const COUNTER_INVALID_PEER_IDENTITY: &str = "spiffe_authz.invalid_peer_ident
 /// Followed by `<namespace>.<name>.allowed` / `.denied`.
 pub const COUNTER_POLICY_PREFIX: &str = "spiffe_authz.rbac.policy.";
 
+/// One RBAC filter's shadow counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShadowCounters {
+    pub allowed: Option<u32>,
+    pub denied: Option<u32>,
+}
+
 /// Host metric ids; `None` when the host refused to define one (counting is then skipped,
 /// deciding is not).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub allowed: Option<u32>,
     pub denied: Option<u32>,
-    pub shadow_allowed: Option<u32>,
-    pub shadow_denied: Option<u32>,
+    /// The AUDIT filter's shadow results.
+    pub shadow_audit: ShadowCounters,
+    /// The DENY filter's shadow results.
+    pub shadow_deny: ShadowCounters,
+    /// The ALLOW filter's shadow results.
+    pub shadow_allow: ShadowCounters,
     pub audited: Option<u32>,
     pub config_rejected: Option<u32>,
     pub invalid_peer_identity: Option<u32>,
@@ -61,11 +88,22 @@ impl Counters {
                 None
             }
         };
+        let shadow = |allowed: &str, denied: &str| ShadowCounters {
+            allowed: define(allowed),
+            denied: define(denied),
+        };
         Counters {
             allowed: define(COUNTER_ALLOWED),
             denied: define(COUNTER_DENIED),
-            shadow_allowed: define(COUNTER_SHADOW_ALLOWED),
-            shadow_denied: define(COUNTER_SHADOW_DENIED),
+            shadow_audit: shadow(COUNTER_SHADOW_ALLOWED, COUNTER_SHADOW_DENIED),
+            shadow_deny: shadow(
+                COUNTER_DRY_RUN_DENY_SHADOW_ALLOWED,
+                COUNTER_DRY_RUN_DENY_SHADOW_DENIED,
+            ),
+            shadow_allow: shadow(
+                COUNTER_DRY_RUN_ALLOW_SHADOW_ALLOWED,
+                COUNTER_DRY_RUN_ALLOW_SHADOW_DENIED,
+            ),
             audited: define(COUNTER_AUDITED),
             config_rejected: define(COUNTER_CONFIG_REJECTED),
             invalid_peer_identity: define(COUNTER_INVALID_PEER_IDENTITY),
@@ -92,11 +130,8 @@ pub struct Plugin {
     /// Trust domains and sources for `identity::establish`, built once.
     pub identity: IdentitySettings,
     pub counters: Counters,
-    /// Whether per-connection facts are cached by connection id: configured
-    /// (`cacheConnectionFacts`) and worth it (it costs one host call per request, so only when
-    /// it saves more than one).
-    pub cache_connection_facts: bool,
-    /// The cache itself. It belongs to this configuration: facts established under another
+    /// Per-connection facts by connection id, when [`super::http::caches_connection_facts`]
+    /// says so. The cache belongs to this configuration: facts established under another
     /// one (other trust domains or sources) are never reused, even by a stream that started
     /// before a configuration update.
     pub connections: RefCell<ConnectionCache>,
@@ -141,41 +176,15 @@ impl Plugin {
             host.log(level, &format!("{LOG_PREFIX}: {message}"));
         }
     }
-
-    /// Whether deciding needs the peer's identity at all.
-    pub fn needs_identity(&self) -> bool {
-        self.needs.principal || self.config.mtls_mode == MtlsMode::Strict
-    }
-
-    /// Host calls one connection's facts cost without the cache.
-    fn connection_fact_calls(config: &PluginConfig, needs: &Needs) -> usize {
-        let identity = needs.principal || config.mtls_mode == MtlsMode::Strict;
-        let sources = &config.identity_sources;
-        let mut calls = 0;
-        if identity {
-            calls += 1; // connection.mtls
-        }
-        if identity && sources.contains(&IdentitySource::ConnectionAttributes) {
-            calls += 1;
-        }
-        if identity && sources.contains(&IdentitySource::PeerCertificate) {
-            calls += 1;
-        }
-        if needs.destination_ip || needs.destination_port {
-            calls += 1;
-        }
-        if needs.sni {
-            calls += 1;
-        }
-        calls
-    }
 }
 
 /// Facts that do not change during a connection, as fetched for the first request on it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionFacts {
-    /// The identity from the connection alone; `None` when nothing needs the identity.
-    pub peer: Option<PeerIdentity>,
+    /// The identity from the connection alone (a request's XFCC may still replace it).
+    /// Always established, whatever the policies read: a presented identity that fails
+    /// verification is denied before any policy.
+    pub peer: PeerIdentity,
     pub identity_facts: ConnectionIdentityFacts,
     pub destination: Option<SocketAddr>,
     pub sni: Option<String>,
@@ -371,8 +380,6 @@ pub fn configure<H: Host + ?Sized>(
             .collect::<Vec<_>>()
     })?;
     let needs = engine.needs();
-    let cache_connection_facts =
-        config.cache_connection_facts && Plugin::connection_fact_calls(&config, &needs) >= 2;
     let identity = config.identity_settings();
     Ok((
         Plugin {
@@ -381,7 +388,6 @@ pub fn configure<H: Host + ?Sized>(
             needs,
             identity,
             counters,
-            cache_connection_facts,
             connections: RefCell::new(ConnectionCache::default()),
             policy_counters: RefCell::new([HashMap::new(), HashMap::new()]),
         },

@@ -1,7 +1,7 @@
 //! Counting and explaining decisions, the same way for HTTP and TCP.
 
 use crate::config::LogLevel;
-use crate::engine::{Decision, Reason, Verdict};
+use crate::engine::{Decision, Reason, ShadowResult, Verdict};
 
 use super::host::Host;
 use super::plugin::{Counters, Plugin};
@@ -51,17 +51,17 @@ pub fn decision_summary(verdict: Verdict, reason: &Reason) -> String {
 }
 
 /// The principal as log lines show it.
-pub fn principal_for_log(peer: Option<&PeerIdentity>) -> String {
+pub fn principal_for_log(peer: &PeerIdentity) -> String {
     match peer {
-        Some(PeerIdentity::Verified(id)) => format!("{:?}", id.principal()),
-        Some(PeerIdentity::Unauthenticated(reason)) => format!("unauthenticated({reason})"),
-        Some(PeerIdentity::Invalid(invalid)) => format!("invalid({invalid})"),
-        None => "-".to_string(),
+        PeerIdentity::Verified(id) => format!("{:?}", id.principal()),
+        PeerIdentity::Unauthenticated(reason) => format!("unauthenticated({reason})"),
+        PeerIdentity::Invalid(invalid) => format!("invalid({invalid})"),
     }
 }
 
-/// Counts the decision (enforced, dry-run, audit) and logs the lines for denials, dry-run
-/// denials and audit matches at `denialLogLevel`; allowed requests only at debug.
+/// Counts the decision (enforced, each RBAC filter's shadow result, audit) and logs the lines
+/// for denials, dry-run denials, dry-run audit matches and audit matches at `denialLogLevel`;
+/// allowed requests only at debug.
 /// `what` describes the request (`method=GET host=... path=...` or `source=... destination=...`).
 pub fn report<H: Host + ?Sized>(
     plugin: &Plugin,
@@ -101,24 +101,7 @@ pub fn report<H: Host + ?Sized>(
             );
         }
     }
-    if let Some(dry) = &decision.dry_run {
-        let (dry_policy, dry_rule) = deciding_policy(&dry.reason);
-        let dry_rule = dry_rule.map_or_else(|| "-".to_string(), |r| r.to_string());
-        match dry.verdict {
-            Verdict::Allow => Counters::bump(host, counters.shadow_allowed),
-            Verdict::Deny => {
-                Counters::bump(host, counters.shadow_denied);
-                plugin.log(
-                    host,
-                    level,
-                    &format!(
-                        "dry-run denied (not enforced) principal={principal} {what} policy={dry_policy} rule={dry_rule} ({})",
-                        why(&dry.reason)
-                    ),
-                );
-            }
-        }
-    }
+    report_shadow(plugin, host, decision, principal, what);
     if let Some(audit) = &decision.audit {
         Counters::bump(host, counters.audited);
         plugin.log(
@@ -127,6 +110,82 @@ pub fn report<H: Host + ?Sized>(
             &format!(
                 "audit principal={principal} {what} policy={} rule={}",
                 audit.policy, audit.rule
+            ),
+        );
+    }
+}
+
+/// One count per RBAC filter that ran shadow rules, as Envoy's `rbac_filter.cc` counts its
+/// shadow engine's result: `shadow_allowed` or `shadow_denied` under that filter's prefix.
+/// A filter that did not run (no dry-run policy of its action, or the ALLOW filter after an
+/// enforced DENY) counts nothing.
+fn report_shadow<H: Host + ?Sized>(
+    plugin: &Plugin,
+    host: &H,
+    decision: &Decision,
+    principal: &str,
+    what: &str,
+) {
+    let counters = &plugin.counters;
+    let level = plugin.config.denial_log_level;
+    let filters = [
+        (&decision.shadow.audit, counters.shadow_audit),
+        (&decision.shadow.deny, counters.shadow_deny),
+        (&decision.shadow.allow, counters.shadow_allow),
+    ];
+    for (result, ids) in filters {
+        if let Some(result) = result {
+            Counters::bump(
+                host,
+                match result.verdict {
+                    Verdict::Allow => ids.allowed,
+                    Verdict::Deny => ids.denied,
+                },
+            );
+        }
+    }
+    // A dry-run AUDIT match is the AUDIT filter's shadow result: reported, never an audit
+    // (Envoy sets no access-log hint in shadow mode).
+    if let Some(ShadowResult {
+        policy: Some(p), ..
+    }) = &decision.shadow.audit
+    {
+        plugin.log(
+            host,
+            level,
+            &format!(
+                "dry-run audit principal={principal} {what} policy={} rule={}",
+                p.policy, p.rule
+            ),
+        );
+    }
+    if let Some(ShadowResult {
+        verdict: Verdict::Deny,
+        policy,
+    }) = &decision.shadow.deny
+    {
+        let (policy, rule) = policy.as_ref().map_or_else(
+            || ("none".to_string(), "-".to_string()),
+            |p| (p.policy.to_string(), p.rule.to_string()),
+        );
+        plugin.log(
+            host,
+            level,
+            &format!(
+                "dry-run denied (not enforced) principal={principal} {what} policy={policy} rule={rule} (a dry-run DENY policy matched)"
+            ),
+        );
+    }
+    if let Some(ShadowResult {
+        verdict: Verdict::Deny,
+        ..
+    }) = &decision.shadow.allow
+    {
+        plugin.log(
+            host,
+            level,
+            &format!(
+                "dry-run denied (not enforced) principal={principal} {what} policy=none rule=- (no dry-run ALLOW policy matched)"
             ),
         );
     }

@@ -98,7 +98,7 @@ impl TcpStream {
 fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostError> {
     let needs = &plugin.needs;
     let connection = fetch_connection(plugin, host)?;
-    let principal_text = principal_for_log(connection.peer.as_ref());
+    let principal_text = principal_for_log(&connection.peer);
     // In a network filter `source.address` is the socket peer: both Istio's `source.ip` and
     // `remote.ip` (no X-Forwarded-For on TCP).
     let source = if needs.remote_ip || needs.direct_remote_ip {
@@ -115,7 +115,7 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
             .destination
             .map_or_else(|| "-".to_string(), |a| a.to_string())
     );
-    if matches!(connection.peer, Some(PeerIdentity::Invalid(_))) {
+    if matches!(connection.peer, PeerIdentity::Invalid(_)) {
         Counters::bump(host, plugin.counters.denied);
         Counters::bump(host, plugin.counters.invalid_peer_identity);
         plugin.log(
@@ -128,7 +128,7 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
         return Ok(State::Denied);
     }
     if plugin.config.mtls_mode == MtlsMode::Strict
-        && !matches!(connection.peer, Some(PeerIdentity::Verified(_)))
+        && !matches!(connection.peer, PeerIdentity::Verified(_))
     {
         Counters::bump(host, plugin.counters.denied);
         plugin.log(
@@ -144,7 +144,7 @@ fn evaluate<H: Host + ?Sized>(plugin: &Plugin, host: &H) -> Result<State, HostEr
     let metadata_values = metadata_values(plugin, host, metadata.as_deref());
     let filter_metadata = filter_metadata(&metadata_values);
     let request = Request {
-        principal: connection.peer.as_ref().and_then(PeerIdentity::principal),
+        principal: connection.peer.principal(),
         direct_remote_ip: source.map(|a| a.ip()),
         remote_ip: source.map(|a| a.ip()),
         destination_ip: connection.destination.map(|a| a.ip()),
