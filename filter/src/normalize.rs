@@ -161,13 +161,16 @@ pub fn normalize_path_in<'a>(
     if path.is_empty() {
         return Err(PathError::Empty);
     }
-    // One byte scan for both checks (a char-set search walks chars one call at a time at
-    // opt-level "z"); a fragment anywhere is reported before a forbidden character.
+    // One byte scan for both checks and the query's start (a char-set search walks chars
+    // one call at a time at opt-level "z"); a fragment anywhere is reported before a
+    // forbidden character.
     let mut forbidden = false;
-    for &b in path.as_bytes() {
+    let mut query = None;
+    for (at, &b) in path.as_bytes().iter().enumerate() {
         match b {
             b'#' => return Err(PathError::Fragment),
             b'\0' | b'\r' | b'\n' => forbidden = true,
+            b'?' if query.is_none() => query = Some(at),
             _ => {}
         }
     }
@@ -178,10 +181,7 @@ pub fn normalize_path_in<'a>(
         return Err(PathError::NotAbsolute);
     }
     // `?` is ASCII: the byte cut is a char boundary.
-    let path_only = match path.bytes().position(|b| b == b'?') {
-        Some(at) => path.get(..at).unwrap_or(path),
-        None => path,
-    };
+    let path_only = query.and_then(|at| path.get(..at)).unwrap_or(path);
     let input = path_only.as_bytes();
     if !any_step_could_change(input) {
         return Ok(path_only);
