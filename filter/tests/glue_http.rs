@@ -457,3 +457,129 @@ fn a_new_configuration_starts_with_an_empty_cache() {
     );
     assert_eq!(root.cached_connections(), 1);
 }
+
+/// `(first, later)` host calls of two HTTP requests on one connection, or of one TCP
+/// connection's decision (`later` empty), each call as the fake host records it.
+fn calls_of(config: &str, peer: Option<&str>, tcp: bool) -> (Vec<String>, Vec<String>) {
+    let (root, host) = root_with(config);
+    get(&host, "/api/orders");
+    match peer {
+        Some(uri) => mtls_peer(&host, uri, 7),
+        None => {
+            host.set_property("connection.mtls", vec![0]);
+            host.set_property("connection_id", 7u64.to_le_bytes().to_vec());
+        }
+    }
+    if tcp {
+        root.new_tcp_stream().on_downstream_data(&host);
+        return (host.take_calls(), Vec::new());
+    }
+    root.new_http_stream().on_request_headers(&host);
+    let first = host.take_calls();
+    root.new_http_stream().on_request_headers(&host);
+    (first, host.take_calls())
+}
+
+#[test]
+fn host_calls_per_request_as_benchmarks_md_lists_them() {
+    // BENCHMARKS.md "Host calls per request": every row here is a row there. The identity is
+    // established on every connection whatever the policies read (issue #5: a presented but
+    // invalid identity is denied before policies, as Istio would never have served it), so
+    // even `policies: []` reads it; the cache (`cacheConnectionFacts`, on by default) then
+    // costs one `connection_id` read per request and saves the rest.
+    const NONE: &str = r#"{"workload": {"namespace": "demo"}, "policies": []}"#;
+    const NONE_UNCACHED: &str =
+        r#"{"workload": {"namespace": "demo"}, "cacheConnectionFacts": false, "policies": []}"#;
+    const PRINCIPALS: &str = r#"{"workload": {"namespace": "demo"},
+        "identitySources": ["connectionAttributes"], "policies": [
+        {"metadata": {"name": "allow-frontend", "namespace": "demo"},
+         "spec": {"rules": [{"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/frontend"]}}]}]}}]}"#;
+    let uncached_principals = PRINCIPALS.replace(
+        "\"identitySources\"",
+        "\"cacheConnectionFacts\": false, \"identitySources\"",
+    );
+    const HEADERS: &str = "proxy_get_header_map_pairs request";
+    const ID: &str = "proxy_get_property connection_id";
+    const MTLS: &str = "proxy_get_property connection.mtls";
+    const CERT: &str = "proxy_get_property connection.peer_certificate";
+    const URI_SAN: &str = "proxy_get_property connection.uri_san_peer_certificate";
+    const CLOCK: &str = "proxy_get_current_time_nanoseconds ";
+    // Counters are defined at configure: a decision increments by id. Ids follow the
+    // definition order (allowed first, eleven in all).
+    const ALLOWED: &str = "proxy_increment_metric 0";
+    // The per-policy counter is defined on the policy's first decision.
+    const DEFINE_POLICY: &str =
+        "proxy_define_metric spiffe_authz.rbac.policy.demo.allow-frontend.allowed";
+    let policy_counter = "proxy_increment_metric 11";
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        bool,
+        Vec<&'a str>,
+        Vec<&'a str>,
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "policies: [], mTLS, cached: first request = id + identity (mtls, peer cert, URI SAN, clock for the certificate's validity); later = id",
+            NONE,
+            Some(FRONTEND),
+            false,
+            vec![HEADERS, ID, MTLS, CERT, URI_SAN, CLOCK, ALLOWED],
+            vec![HEADERS, ID, ALLOWED],
+        ),
+        (
+            "policies: [], mTLS, cacheConnectionFacts false: the identity on every request",
+            NONE_UNCACHED,
+            Some(FRONTEND),
+            false,
+            vec![HEADERS, MTLS, CERT, URI_SAN, CLOCK, ALLOWED],
+            vec![HEADERS, MTLS, CERT, URI_SAN, CLOCK, ALLOWED],
+        ),
+        (
+            "policies: [], plaintext: connection.mtls false ends the identity look-up (no clock)",
+            NONE,
+            None,
+            false,
+            vec![HEADERS, ID, MTLS, ALLOWED],
+            vec![HEADERS, ID, ALLOWED],
+        ),
+        (
+            "policies: [], TCP: the identity once per connection, no cache",
+            NONE,
+            Some(FRONTEND),
+            true,
+            vec![MTLS, CERT, URI_SAN, CLOCK, ALLOWED],
+            vec![],
+        ),
+        (
+            "one principals rule, connectionAttributes only: no certificate, no clock",
+            PRINCIPALS,
+            Some(FRONTEND),
+            false,
+            vec![HEADERS, ID, MTLS, URI_SAN, DEFINE_POLICY, policy_counter, ALLOWED],
+            vec![HEADERS, ID, policy_counter, ALLOWED],
+        ),
+        (
+            "one principals rule, connectionAttributes only, uncached",
+            &uncached_principals,
+            Some(FRONTEND),
+            false,
+            vec![HEADERS, MTLS, URI_SAN, DEFINE_POLICY, policy_counter, ALLOWED],
+            vec![HEADERS, MTLS, URI_SAN, policy_counter, ALLOWED],
+        ),
+        (
+            "one principals rule, connectionAttributes only, TCP",
+            PRINCIPALS,
+            Some(FRONTEND),
+            true,
+            vec![MTLS, URI_SAN, DEFINE_POLICY, policy_counter, ALLOWED],
+            vec![],
+        ),
+    ];
+    for (behaviour, config, peer, tcp, first, later) in rows {
+        let (got_first, got_later) = calls_of(config, peer, tcp);
+        assert_eq!(got_first, first, "{behaviour}: first");
+        assert_eq!(got_later, later, "{behaviour}: later");
+    }
+}
