@@ -545,6 +545,22 @@ fn host_calls_per_request_as_benchmarks_md_lists_them() {
             vec![HEADERS, ID, ALLOWED],
         ),
         (
+            "policies: [], plaintext, uncached: headers and connection.mtls",
+            NONE_UNCACHED,
+            None,
+            false,
+            vec![HEADERS, MTLS, ALLOWED],
+            vec![HEADERS, MTLS, ALLOWED],
+        ),
+        (
+            "policies: [], plaintext, TCP: connection.mtls only",
+            NONE,
+            None,
+            true,
+            vec![MTLS, ALLOWED],
+            vec![],
+        ),
+        (
             "policies: [], TCP: the identity once per connection, no cache",
             NONE,
             Some(FRONTEND),
