@@ -68,6 +68,31 @@ fn keys_istio_accepts() {
             },
             false,
         ),
+        // Istio requestHeaderGenerator / extractNameInBrackets: everything between the first
+        // `[` and the final `]` is the header name, which no HTTP header can carry.
+        ("request.headers[a][b]", K::RequestHeader(s("a][b")), true),
+        // Istio extractNameInNestedBrackets keeps empty names, and falls back to one name
+        // when the brackets do not form a run.
+        (
+            "request.auth.claims[a][]",
+            K::RequestAuthClaims(vec![s("a"), s("")]),
+            true,
+        ),
+        (
+            "request.auth.claims[a]x[b]",
+            K::RequestAuthClaims(vec![s("a]x[b")]),
+            true,
+        ),
+        // Istio validateMapKey only wants a `[` after the first character: the filter name
+        // may be empty, naming `envoy.filters.`, which never writes metadata.
+        (
+            "experimental.envoy.filters.[c]",
+            K::ExperimentalEnvoyFilter {
+                filter: s("envoy.filters."),
+                key: s("c"),
+            },
+            false,
+        ),
         // Istio envoyFilterGenerator: split at the first `[`, trailing `]` dropped, so the
         // brackets inside stay part of one metadata key.
         (
@@ -97,13 +122,13 @@ fn keys_rejected() {
         ("request.headers[]", E::BadBrackets),
         ("request.headers[a", E::BadBrackets),
         ("request.headers[a]b", E::BadBrackets),
-        ("request.headers[a][b]", E::BadBrackets),
-        ("request.headersX[a]", E::BadBrackets),
+        // validateMapKey passes, the builder's extractNameInBrackets does not.
+        ("request.headersX[a]", E::Untranslatable),
+        ("request.auth.claimsX[a]", E::Untranslatable),
         ("request.auth.claims", E::BadBrackets),
         ("request.auth.claims[]", E::BadBrackets),
-        ("request.auth.claims[a][]", E::BadBrackets),
+        ("request.experimental.inline.headers[]", E::BadBrackets),
         ("experimental.envoy.filters.a.b", E::BadBrackets),
-        ("experimental.envoy.filters.[c]", E::BadBrackets),
         // validateMapKey: a key between the brackets, and the key ends with `]`.
         ("experimental.envoy.filters.a.b[]", E::BadBrackets),
         ("experimental.envoy.filters.a.b[c]d", E::BadBrackets),

@@ -123,12 +123,12 @@ fn rejected_input_names_item_field_and_value() {
             "errors of every item are collected",
             json!([
                 ap("ns", "a", json!({"action": "DENY"})),
-                ap("ns", "b", json!({"rules": [{"to": [{"operation": {"paths": ["/x*y*"]}}]}]})),
+                ap("ns", "b", json!({"rules": [{"to": [{"operation": {"paths": ["/x{y"]}}]}]})),
                 ap("ns", "c", json!({})),
             ]),
             vec![
                 "ns/a: spec.rules: DENY action without rules is meaningless as it will never be triggered; add an empty rule {} to match every request",
-                "ns/b: spec.rules[0].to[0].operation.paths[0]: \"/x*y*\": '*' may only be a prefix or a suffix",
+                "ns/b: spec.rules[0].to[0].operation.paths[0]: \"/x{y\": invalid or unsupported path template: '{' or '}' outside a {*} or {**} template",
             ],
         ),
         (

@@ -4,7 +4,9 @@
 //! policies are split by action into one Envoy RBAC filter each (AUDIT, DENY, ALLOW), each
 //! with enforced rules and shadow (dry-run) rules, built twice: for HTTP and for TCP.
 
-use crate::policy::{Action, AuthorizationPolicy, Rule, ValidationError};
+use crate::policy::{
+    Action, AuthorizationPolicy, ConditionKey, ConditionKeyError, Rule, ValidationError,
+};
 
 use super::api::{EngineConfig, MetadataKey, Needs, PolicyName, Warning};
 use super::condition::{
@@ -128,17 +130,6 @@ pub(crate) fn compile(
     for policy in policies {
         let key = policy.key();
         let action = policy.action();
-        if action == Action::Custom {
-            errors.push(engine_error(
-                &key,
-                "spec.action".to_owned(),
-                Some("CUSTOM"),
-                "action CUSTOM delegates to an ext_authz provider, which spiffe-authz does \
-                 not have"
-                    .to_owned(),
-            ));
-            continue;
-        }
         match scope(policy, config) {
             Scope::Applies => {}
             Scope::OtherWorkload => continue,
@@ -150,6 +141,26 @@ pub(crate) fn compile(
                 continue;
             }
         }
+        // Values Istio admits but that cannot mean what they say (validate.rs `warnings`).
+        warnings.extend(
+            crate::policy::warnings(policy)
+                .into_iter()
+                .map(|w| Warning(w.to_string())),
+        );
+        if action == Action::Custom {
+            // Istio hands requests a CUSTOM rule matches to the ext_authz provider; this
+            // filter has none, so it answers as Envoy's ext_authz does when the provider
+            // cannot be reached (403, failure_mode_allow false): the request is denied.
+            let provider = policy
+                .spec
+                .provider
+                .as_ref()
+                .map_or("", |p| p.name.as_str());
+            warnings.push(Warning(format!(
+                "{key}: spec.action: \"CUSTOM\": spiffe-authz cannot ask the ext_authz \
+                 provider {provider:?}: requests this policy's rules match are denied"
+            )));
+        }
         let dry = is_dry_run(policy);
         let group = match (action, dry) {
             (Action::Allow, false) => Group::Allow,
@@ -158,8 +169,11 @@ pub(crate) fn compile(
             (Action::Deny, true) => Group::DryDeny,
             // Istio's validation refuses dry-run AUDIT policies; one that gets past it goes to
             // the AUDIT filter's shadow rules (builder.go `build`), which report, never audit.
-            (Action::Audit | Action::Custom, true) => Group::DryAudit,
-            (Action::Audit | Action::Custom, false) => Group::Audit,
+            (Action::Audit, true) => Group::DryAudit,
+            (Action::Audit, false) => Group::Audit,
+            // Validation refuses dry-run CUSTOM policies too.
+            (Action::Custom, true) => Group::DryDeny,
+            (Action::Custom, false) => Group::Deny,
         };
         // Fail closed on an address the host could not tell: DENY / AUDIT fire, ALLOW
         // does not (dry-run rules by their own action).
@@ -186,10 +200,15 @@ pub(crate) fn compile(
         // nothing; `rules: [{}]` is one rule matching everything.
         for (i, rule) in policy.spec.rules.iter().flatten().enumerate() {
             let before = errors.len();
-            let parts = rule_parts(&ctx, i, rule, &mut errors);
+            let parts = rule_parts(&ctx, i, rule, action, &mut errors);
             if errors.len() != before {
                 continue;
             }
+            let Some(parts) = parts else {
+                // An ALLOW rule with a key Istio's builder cannot translate: Istio drops it
+                // (the warning was given with the policy's warnings).
+                continue;
+            };
             let name = format!(
                 "ns[{}]-policy[{}]-rule[{i}]",
                 policy.metadata.namespace, policy.metadata.name
@@ -237,10 +256,10 @@ pub(crate) fn compile(
                 warnings.push(Warning(format!(
                     "{key}: spec.rules[{i}]: uses HTTP-only fields ({fields}); on TCP \
                      connections they are ignored, so this {} rule matches more",
-                    if action == Action::Deny {
-                        "DENY"
-                    } else {
-                        "AUDIT"
+                    match action {
+                        Action::Deny => "DENY",
+                        Action::Custom => "CUSTOM",
+                        Action::Allow | Action::Audit => "AUDIT",
                     }
                 )));
                 let strip = |entries: Vec<Vec<Constraint>>| -> Vec<Vec<Constraint>> {
@@ -268,15 +287,26 @@ pub(crate) fn compile(
 
 /// Istio `model.New`: `when` conditions form a base principal and a base permission that
 /// every `from` / `to` entry extends; no `from` (or no `to`) means the base alone.
+///
+/// `None` when Istio's builder drops the whole rule: an ALLOW rule with a condition key it
+/// cannot translate (`checkError` returns the generator's error for ALLOW only). For other
+/// actions such a condition is left out and the rule matches more.
 fn rule_parts(
     ctx: &PolicyCtx<'_>,
     i: usize,
     rule: &Rule,
+    action: Action,
     errors: &mut Vec<ValidationError>,
-) -> RuleParts {
+) -> Option<RuleParts> {
     let mut base_principal = Vec::new();
     let mut base_permission = Vec::new();
     for (j, c) in rule.when.iter().enumerate() {
+        if ConditionKey::parse(&c.key) == Err(ConditionKeyError::Untranslatable) {
+            if action == Action::Allow {
+                return None;
+            }
+            continue;
+        }
         let path = format!("spec.rules[{i}].when[{j}]");
         match condition_constraint(ctx, &path, c, errors) {
             Some((Side::Principal, constraint)) => base_principal.push(constraint),
@@ -315,10 +345,10 @@ fn rule_parts(
     if permissions.is_empty() {
         permissions.push(base_permission);
     }
-    RuleParts {
+    Some(RuleParts {
         principals,
         permissions,
-    }
+    })
 }
 
 /// Sorts each group's rules by Envoy policy name and indexes them.

@@ -61,6 +61,15 @@ pub enum ConditionKeyError {
     Deprecated,
     #[error("attribute is not supported by spiffe-authz")]
     Unsupported,
+    /// Admitted by Istio's validation, which only checks the `a[b]` shape, but its
+    /// authorization builder cannot read the name in it (`request.headersX[a]`): Istio's
+    /// `checkError` then drops the whole rule of an ALLOW policy and only this condition of a
+    /// DENY or AUDIT policy.
+    #[error(
+        "Istio admits this key but cannot translate it: an ALLOW rule using it never \
+         matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored"
+    )]
+    Untranslatable,
     #[error("unknown attribute")]
     Unknown,
 }
@@ -97,36 +106,42 @@ impl ConditionKey {
             return Err(ConditionKeyError::Empty);
         }
         if let Some(rest) = key.strip_prefix(REQUEST_HEADERS) {
-            // Istio's validateMapKey only checks "a[b]" loosely (`request.headersX[a]` passes)
-            // but its builder then fails to translate such a key; accept only the form the
-            // builder understands so nothing is silently dropped.
-            return single_bracket(rest).map(|name| ConditionKey::RequestHeader(name.to_owned()));
+            if !is_map_key(key) {
+                return Err(ConditionKeyError::BadBrackets);
+            }
+            // Istio's requestHeaderGenerator: the name is everything between the first `[`
+            // and the last `]`, brackets included (`request.headers[a][b]` names `a][b`).
+            return name_in_brackets(rest)
+                .map(|name| ConditionKey::RequestHeader(name.to_owned()))
+                .ok_or(ConditionKeyError::Untranslatable);
         }
         if key.starts_with(REQUEST_INLINE_HEADERS) {
+            if !is_map_key(key) {
+                return Err(ConditionKeyError::BadBrackets);
+            }
             // Istio accepts it for its experimental inline-header matcher, which this filter
             // does not implement; rejecting is the fail-closed choice.
             return Err(ConditionKeyError::Unsupported);
         }
         if let Some(rest) = key.strip_prefix(REQUEST_CLAIMS) {
-            return nested_brackets(rest).map(ConditionKey::RequestAuthClaims);
-        }
-        if let Some(rest) = key.strip_prefix(EXPERIMENTAL_ENVOY_FILTERS) {
-            // Istio's validateMapKey: ends with `]`, something between the first `[` and it.
-            // An empty filter name (`experimental.envoy.filters.[c]`) passes Istio but names
-            // no filter that could ever write metadata; rejecting it is the strict reading.
-            let open = rest.find('[').ok_or(ConditionKeyError::BadBrackets)?;
-            let (filter, brackets) = rest.split_at(open);
-            let metadata_key = brackets
-                .get(1..)
-                .and_then(|b| b.strip_suffix(']'))
-                .filter(|k| !k.is_empty())
-                .ok_or(ConditionKeyError::BadBrackets)?;
-            if filter.is_empty() {
+            if !is_map_key(key) {
                 return Err(ConditionKeyError::BadBrackets);
             }
-            // Istio's generator names the filter without the `experimental.` prefix.
-            let filter = key
-                .get(EXPERIMENTAL.len()..EXPERIMENTAL_ENVOY_FILTERS.len() + filter.len())
+            return names_in_nested_brackets(rest)
+                .map(ConditionKey::RequestAuthClaims)
+                .ok_or(ConditionKeyError::Untranslatable);
+        }
+        if key.starts_with(EXPERIMENTAL_ENVOY_FILTERS) {
+            if !is_map_key(key) {
+                return Err(ConditionKeyError::BadBrackets);
+            }
+            // Istio's envoyFilterGenerator: drop `experimental.` and one final `]`, split at
+            // the first `[`. An empty filter name (`experimental.envoy.filters.[c]`) is
+            // admitted and names the filter `envoy.filters.`, which never writes metadata.
+            let (filter, metadata_key) = key
+                .strip_prefix(EXPERIMENTAL)
+                .and_then(|k| k.strip_suffix(']'))
+                .and_then(|k| k.split_once('['))
                 .ok_or(ConditionKeyError::BadBrackets)?;
             return Ok(ConditionKey::ExperimentalEnvoyFilter {
                 filter: filter.to_owned(),
@@ -234,32 +249,39 @@ impl fmt::Display for ConditionKey {
     }
 }
 
-/// `[name]` with a non-empty name and nothing around it.
-fn single_bracket(rest: &str) -> Result<&str, ConditionKeyError> {
-    let name = rest
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .ok_or(ConditionKeyError::BadBrackets)?;
-    if name.is_empty() || name.contains(['[', ']']) {
-        return Err(ConditionKeyError::BadBrackets);
-    }
-    Ok(name)
+/// Istio's `validateMapKey`, all its admission validation checks of a bracketed key: it ends
+/// with `]` and has a `[` (not first) with at least one character before that `]`.
+fn is_map_key(key: &str) -> bool {
+    key.ends_with(']')
+        && key
+            .find('[')
+            .is_some_and(|open| open > 0 && open + 2 < key.len())
 }
 
-/// `[a]`, `[a][b]`, ...: each name non-empty.
-fn nested_brackets(rest: &str) -> Result<Vec<String>, ConditionKeyError> {
-    let inner = rest
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .ok_or(ConditionKeyError::BadBrackets)?;
+/// Istio's `extractNameInBrackets`: `[<name>]` -> `<name>`, whatever `<name>` holds.
+fn name_in_brackets(rest: &str) -> Option<&str> {
+    rest.strip_prefix('[')?.strip_suffix(']')
+}
+
+/// Istio's `extractNameInNestedBrackets`: `[a][b]` -> `a`, `b` (empty names kept); a form
+/// that is not a run of bracketed names falls back to one name ([`name_in_brackets`]).
+fn names_in_nested_brackets(rest: &str) -> Option<Vec<String>> {
     let mut names = Vec::new();
-    for name in inner.split("][") {
-        if name.is_empty() || name.contains(['[', ']']) {
-            return Err(ConditionKeyError::BadBrackets);
+    let mut remaining = rest;
+    while !remaining.is_empty() {
+        let close = remaining.strip_prefix('[').and_then(|r| {
+            r.find(['[', ']'])
+                .filter(|&at| r.as_bytes().get(at) == Some(&b']'))
+        });
+        match close {
+            Some(at) => {
+                names.push(remaining.get(1..=at)?.to_owned());
+                remaining = remaining.get(at + 2..)?;
+            }
+            None => return name_in_brackets(rest).map(|name| vec![name.to_owned()]),
         }
-        names.push(name.to_owned());
     }
-    Ok(names)
+    Some(names)
 }
 
 /// Istio's `ValidateIPs`: a value containing `/` is a CIDR (Go `netip.ParsePrefix`), anything

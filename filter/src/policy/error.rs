@@ -4,7 +4,8 @@ use std::fmt;
 
 use super::condition_key::{ConditionKeyError, ConditionValueError};
 
-/// One reason a policy is rejected at configure time.
+/// One reason a policy is rejected at configure time, or (from [`super::warnings`]) one value
+/// Istio admits that cannot do what it says.
 ///
 /// Display is one line: `ns-a/allow-get: spec.rules[0].to[0].operation.paths[1]: "*/a*": '*'
 /// may only be a prefix or a suffix` (policy, field path, quoted value when there is one, the
@@ -82,8 +83,13 @@ pub enum Problem {
     NamespaceName,
     #[error("duplicate policy (also {0})")]
     Duplicate(String),
-    #[error("action CUSTOM needs an ext_authz provider, which spiffe-authz does not have")]
-    CustomAction,
+    #[error(
+        "CUSTOM action without rules is meaningless as it will never be triggered; add an \
+         empty rule {{}} to match every request"
+    )]
+    CustomWithoutRules,
+    #[error("is not supported with action CUSTOM")]
+    NotWithCustom,
     #[error("provider must only be set with action CUSTOM, found {0}")]
     ProviderWithoutCustom(String),
     #[error(
@@ -101,6 +107,10 @@ pub enum Problem {
     EmptyLabelKey,
     #[error("wildcard is not supported in selector")]
     SelectorWildcard,
+    #[error(
+        "workload selector specified without labels: it selects every workload of the namespace"
+    )]
+    SelectorWithoutLabels,
     #[error("label value must be at most 63 characters")]
     LabelValueTooLong,
     #[error("cross namespace referencing is not supported")]
@@ -120,13 +130,16 @@ pub enum Problem {
     ServiceAccountsWithPrincipals,
     #[error("empty value not allowed")]
     EmptyValue,
-    #[error("'*' may only be a prefix or a suffix")]
+    #[error(
+        "'*' is a wildcard only as the whole value, a prefix or a suffix: Istio matches this \
+         value literally or as a prefix/suffix containing '*'"
+    )]
     WildcardPlacement,
     #[error("wildcard not allowed")]
     WildcardNotAllowed,
     #[error(
-        "write principals without the spiffe:// prefix: Istio adds it, so this value would \
-         never match"
+        "Istio prefixes principals with spiffe:// itself, so this value never matches (in \
+         notPrincipals / notValues it never excludes); write it without spiffe://"
     )]
     SpiffePrefix,
     #[error("{0}")]

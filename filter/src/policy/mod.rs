@@ -20,7 +20,7 @@ pub use condition_key::{
 pub use error::{Problem, ValidationError};
 pub use load::{parse_policies, parse_policies_json};
 pub use model::*;
-pub use validate::{parse_bool, validate};
+pub use validate::{parse_bool, validate, warnings};
 
 impl AuthorizationPolicy {
     /// Whether the `istio.io/dry-run` annotation makes this policy report-only.

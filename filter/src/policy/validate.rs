@@ -4,16 +4,20 @@
 //! `validateWorkloadSelector`, `validatePolicyTargetReference`, `validateOneOfSelectorType`),
 //! `pkg/config/security/security.go` (`ValidateAttribute`, `ValidateIPs`, `ValidatePorts`,
 //! `CheckEmptyValues`, `CheckServiceAccount`, `CheckValidPathTemplate`) and the CRD's
-//! `x-kubernetes-validations` / `maxItems` / `maxLength`. Where this is stricter than Istio,
-//! a comment says why; each stricter rule rejects a policy whose meaning in Istio is
-//! surprising or that this filter cannot enforce, so a config is refused rather than
-//! half-applied.
+//! `x-kubernetes-validations` / `maxItems` / `maxLength`, and the `istio.io/dry-run` check
+//! Istio wraps around every validator (`validateAnnotationDryRun`).
+//!
+//! A policy Istio admits is never rejected here: the user's mesh already runs it, and a
+//! rejected configuration fails every request. Values Istio admits but that cannot mean what
+//! their author wrote (a principal written with `spiffe://`, a `*` in the middle of a value)
+//! become configure-time warnings ([`warnings`]); the engine then matches them exactly as
+//! Istio's generated Envoy config does.
 //!
 //! Every error is collected (nothing stops at the first one).
 
 use super::condition_key::{
-    validate_ip_block, validate_service_account, ConditionKey, ConditionValueError,
-    ConditionValueKind,
+    validate_ip_block, validate_service_account, ConditionKey, ConditionKeyError,
+    ConditionValueError, ConditionValueKind,
 };
 use super::error::{Problem, ValidationError};
 use super::model::{
@@ -44,6 +48,18 @@ pub fn validate(policy: &AuthorizationPolicy) -> Result<(), Vec<ValidationError>
     }
 }
 
+/// What Istio admits but flags, or admits although the value cannot do what it says: one
+/// entry per value, in the same one-line format as errors. Empty for a clean policy.
+pub fn warnings(policy: &AuthorizationPolicy) -> Vec<ValidationError> {
+    let mut v = Validator {
+        policy: &policy_label(policy, None),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    v.policy(policy);
+    v.warnings
+}
+
 /// How errors name a policy: `namespace/name`, or the list position when it has no name.
 pub(crate) fn policy_label(policy: &AuthorizationPolicy, item: Option<usize>) -> String {
     label(&policy.metadata.namespace, &policy.metadata.name, item)
@@ -63,6 +79,7 @@ pub(crate) fn validate_labelled(policy: &AuthorizationPolicy, label: &str) -> Ve
     let mut v = Validator {
         policy: label,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     v.policy(policy);
     v.errors
@@ -80,6 +97,7 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 struct Validator<'a> {
     policy: &'a str,
     errors: Vec<ValidationError>,
+    warnings: Vec<ValidationError>,
 }
 
 impl Validator<'_> {
@@ -91,6 +109,14 @@ impl Validator<'_> {
     fn error_value(&mut self, field: impl Into<String>, value: &str, problem: Problem) {
         self.errors
             .push(ValidationError::new(self.policy, field, problem).with_value(value));
+    }
+
+    fn warn(&mut self, field: impl Into<String>, value: Option<&str>, problem: Problem) {
+        let w = ValidationError::new(self.policy, field, problem);
+        self.warnings.push(match value {
+            Some(v) => w.with_value(v),
+            None => w,
+        });
     }
 
     fn policy(&mut self, policy: &AuthorizationPolicy) {
@@ -122,16 +148,22 @@ impl Validator<'_> {
         self.selector_and_targets(policy);
 
         let spec = &policy.spec;
+        let rules = spec.rules.as_deref().unwrap_or_default();
+        // Proto decoding turns `rules: []` into "no rules", so both forms are caught.
         match (action, &spec.provider) {
-            (Action::Custom, _) => self.error_value("spec.action", "CUSTOM", Problem::CustomAction),
+            (Action::Custom, _) if rules.is_empty() => {
+                self.error("spec.rules", Problem::CustomWithoutRules)
+            }
+            (Action::Custom, None) => self.error("spec.provider.name", Problem::Required),
+            (Action::Custom, Some(provider)) if provider.name.is_empty() => {
+                self.error("spec.provider.name", Problem::Required)
+            }
+            (Action::Custom, Some(_)) | (_, None) => {}
             (other, Some(_)) => self.error(
                 "spec.provider",
                 Problem::ProviderWithoutCustom(action_name(other).to_owned()),
             ),
-            (_, None) => {}
         }
-        let rules = spec.rules.as_deref().unwrap_or_default();
-        // Proto decoding turns `rules: []` into "no rules", so both forms are caught.
         if action == Action::Deny && rules.is_empty() {
             self.error("spec.rules", Problem::DenyWithoutRules);
         }
@@ -139,7 +171,51 @@ impl Validator<'_> {
             self.error("spec.rules", Problem::TooManyItems(MAX_RULES));
         }
         for (i, rule) in rules.iter().enumerate() {
-            self.rule(&format!("spec.rules[{i}]"), rule);
+            let field = format!("spec.rules[{i}]");
+            if action == Action::Custom {
+                self.custom_rule(&field, rule);
+            }
+            self.rule(&field, rule);
+        }
+    }
+
+    /// Istio's ValidateAuthorizationPolicy: a CUSTOM rule cannot match on the peer or request
+    /// identity (the ext_authz provider is asked instead).
+    fn custom_rule(&mut self, field: &str, rule: &Rule) {
+        for (j, from) in rule.from.iter().enumerate() {
+            let Some(s) = &from.source else { continue };
+            let identity_fields: [(&str, &[String]); 8] = [
+                ("namespaces", &s.namespaces),
+                ("notNamespaces", &s.not_namespaces),
+                ("serviceAccounts", &s.service_accounts),
+                ("notServiceAccounts", &s.not_service_accounts),
+                ("principals", &s.principals),
+                ("notPrincipals", &s.not_principals),
+                ("requestPrincipals", &s.request_principals),
+                ("notRequestPrincipals", &s.not_request_principals),
+            ];
+            for (name, values) in identity_fields {
+                if !values.is_empty() {
+                    self.error(
+                        format!("{field}.from[{j}].source.{name}"),
+                        Problem::NotWithCustom,
+                    );
+                }
+            }
+        }
+        for (k, condition) in rule.when.iter().enumerate() {
+            let key = condition.key.as_str();
+            if matches!(
+                key,
+                "source.namespace" | "source.serviceAccount" | "source.principal"
+            ) || key.starts_with("request.auth.")
+            {
+                self.error_value(
+                    format!("{field}.when[{k}].key"),
+                    key,
+                    Problem::NotWithCustom,
+                );
+            }
         }
     }
 
@@ -148,13 +224,12 @@ impl Validator<'_> {
             return;
         };
         let field = format!("metadata.annotations[{DRY_RUN_ANNOTATION:?}]");
-        match parse_bool(value) {
-            None => self.error_value(field, value, Problem::DryRunValue),
-            // Istio's validation_test.go "dry-run-invalid-action-audit"/"-custom".
-            Some(true) if matches!(action, Action::Audit | Action::Custom) => {
-                self.error(field, Problem::DryRunAction(action_name(action).to_owned()))
-            }
-            Some(_) => {}
+        // Istio's checkDryRunAnnotation: on AUDIT and CUSTOM the annotation's mere presence
+        // is refused, whatever its value ("false" included); on ALLOW and DENY it must parse.
+        if matches!(action, Action::Audit | Action::Custom) {
+            self.error(field, Problem::DryRunAction(action_name(action).to_owned()));
+        } else if parse_bool(value).is_none() {
+            self.error_value(field, value, Problem::DryRunValue);
         }
     }
 
@@ -167,6 +242,11 @@ impl Validator<'_> {
             self.error("spec", Problem::SelectorConflict);
         }
         if let Some(selector) = &spec.selector {
+            // Istio's validateWorkloadSelector warns; the selector then selects every
+            // workload of the namespace.
+            if selector.match_labels.is_empty() {
+                self.warn("spec.selector", None, Problem::SelectorWithoutLabels);
+            }
             if selector.match_labels.len() > MAX_LABELS {
                 self.error(
                     "spec.selector.matchLabels",
@@ -291,13 +371,19 @@ impl Validator<'_> {
             self.error(field, Problem::ServiceAccountsWithPrincipals);
         }
         for (name, values) in string_fields {
-            self.string_matches(&format!("{field}.{name}"), values);
+            let field = format!("{field}.{name}");
+            self.non_empty(&field, values);
+            // Namespaces are regexes with every `*` a `.*` (srcNamespaceGenerator), so a
+            // `*` anywhere means what it says there.
+            if !name.ends_with("amespaces") {
+                self.wildcard_placement(&field, values);
+            }
         }
         for (name, values) in [
             ("principals", &s.principals),
             ("notPrincipals", &s.not_principals),
         ] {
-            self.no_spiffe_prefix(&format!("{field}.{name}"), values);
+            self.spiffe_prefix(&format!("{field}.{name}"), values);
         }
         for (name, values) in ip_fields {
             for (n, value) in values.iter().enumerate() {
@@ -350,7 +436,9 @@ impl Validator<'_> {
             ("methods", &op.methods),
             ("notMethods", &op.not_methods),
         ] {
-            self.string_matches(&format!("{field}.{name}"), values);
+            let field = format!("{field}.{name}");
+            self.non_empty(&field, values);
+            self.wildcard_placement(&field, values);
         }
         for (name, values) in [("ports", &op.ports), ("notPorts", &op.not_ports)] {
             for (n, value) in values.iter().enumerate() {
@@ -371,8 +459,10 @@ impl Validator<'_> {
                 let field = format!("{field}.{name}[{n}]");
                 if value.is_empty() {
                     self.error(field, Problem::EmptyValue);
-                } else if let Err(problem) = check_path(value) {
+                } else if let Err(problem) = check_path_template(value) {
                     self.error_value(field, value, problem);
+                } else if !is_path_template(value) && !is_well_placed(value) {
+                    self.warn(field, Some(value), Problem::WildcardPlacement);
                 }
             }
         }
@@ -381,6 +471,16 @@ impl Validator<'_> {
     fn condition(&mut self, field: &str, condition: &Condition) {
         let key = match ConditionKey::parse(&condition.key) {
             Ok(key) => Some(key),
+            Err(e @ ConditionKeyError::Untranslatable) => {
+                self.warn(
+                    format!("{field}.key"),
+                    Some(&condition.key),
+                    Problem::BadConditionKey(e),
+                );
+                self.non_empty(&format!("{field}.values"), &condition.values);
+                self.non_empty(&format!("{field}.notValues"), &condition.not_values);
+                None
+            }
             Err(e) if condition.key.is_empty() => {
                 self.error(format!("{field}.key"), Problem::BadConditionKey(e));
                 None
@@ -399,8 +499,8 @@ impl Validator<'_> {
         }
         let Some(key) = key else { return };
         if key == ConditionKey::SourcePrincipal {
-            self.no_spiffe_prefix(&format!("{field}.values"), &condition.values);
-            self.no_spiffe_prefix(&format!("{field}.notValues"), &condition.not_values);
+            self.spiffe_prefix(&format!("{field}.values"), &condition.values);
+            self.spiffe_prefix(&format!("{field}.notValues"), &condition.not_values);
         }
         for (name, values) in [
             ("values", &condition.values),
@@ -415,10 +515,12 @@ impl Validator<'_> {
                     }
                     Err(e) => self.error_value(field, value, Problem::BadValue(e)),
                     Ok(()) => {
-                        if key.value_kind() == ConditionValueKind::StringMatch {
-                            if let Err(problem) = check_wildcard(value) {
-                                self.error_value(field, value, problem);
-                            }
+                        let globbed = key == ConditionKey::SourceNamespace;
+                        if key.value_kind() == ConditionValueKind::StringMatch
+                            && !globbed
+                            && !is_well_placed(value)
+                        {
+                            self.warn(field, Some(value), Problem::WildcardPlacement);
                         }
                     }
                 }
@@ -428,23 +530,34 @@ impl Validator<'_> {
 
     /// Istio's builder prepends `spiffe://` to every principal (`StringMatcherWithPrefix`),
     /// so `spiffe://td/ns/a/sa/b` becomes `spiffe://spiffe://...` and never matches: a DENY
-    /// written that way silently denies nothing. Istio accepts it; this filter refuses it.
-    fn no_spiffe_prefix(&mut self, field: &str, values: &[String]) {
+    /// written that way denies nothing, a `notPrincipals` entry excludes nothing. Istio
+    /// admits it, so it is a warning and the engine matches it the same way.
+    fn spiffe_prefix(&mut self, field: &str, values: &[String]) {
         for (n, value) in values.iter().enumerate() {
             if value.starts_with("spiffe://") {
-                self.error_value(format!("{field}[{n}]"), value, Problem::SpiffePrefix);
+                self.warn(format!("{field}[{n}]"), Some(value), Problem::SpiffePrefix);
             }
         }
     }
 
-    /// A list of values matched as exact / `prefix*` / `*suffix` / `*`.
-    fn string_matches(&mut self, field: &str, values: &[String]) {
+    /// Istio's CheckEmptyValues.
+    fn non_empty(&mut self, field: &str, values: &[String]) {
         for (n, value) in values.iter().enumerate() {
-            let field = format!("{field}[{n}]");
             if value.is_empty() {
-                self.error(field, Problem::EmptyValue);
-            } else if let Err(problem) = check_wildcard(value) {
-                self.error_value(field, value, problem);
+                self.error(format!("{field}[{n}]"), Problem::EmptyValue);
+            }
+        }
+    }
+
+    /// A `*` Istio's matchers do not read as a wildcard: admitted, warned about.
+    fn wildcard_placement(&mut self, field: &str, values: &[String]) {
+        for (n, value) in values.iter().enumerate() {
+            if !is_well_placed(value) {
+                self.warn(
+                    format!("{field}[{n}]"),
+                    Some(value),
+                    Problem::WildcardPlacement,
+                );
             }
         }
     }
@@ -459,31 +572,28 @@ fn action_name(action: Action) -> &'static str {
     }
 }
 
-/// Istio matches string fields as exact, `prefix*`, `*suffix` or `*` (presence). Its admission
-/// webhook accepts any other `*` too, but its matcher then reads it literally (`/a*b` matches
-/// only the text `/a*b`) or oddly (`*a*` is the suffix `a*`), which is never what a policy
-/// author means: rejected.
-fn check_wildcard(value: &str) -> Result<(), Problem> {
+/// Istio's matchers (`matcher.StringMatcher`, `HeaderMatcher`, `PathMatcher`) read a value as
+/// `*` (presence), `*suffix`, `prefix*` or exact, checked in that order. Istio admits any
+/// other `*`, which is then literal (`/a*b` matches only the text `/a*b`) or part of a
+/// suffix (`*a*` is the suffix `a*`): never what its author meant.
+fn is_well_placed(value: &str) -> bool {
     let stars = value.matches('*').count();
-    let well_placed = stars == 0
-        || value == "*"
-        || (stars == 1 && (value.starts_with('*') || value.ends_with('*')));
-    if well_placed {
-        Ok(())
-    } else {
-        Err(Problem::WildcardPlacement)
-    }
+    stars == 0 || value == "*" || (stars == 1 && (value.starts_with('*') || value.ends_with('*')))
 }
 
 const MATCH_ONE: &str = "{*}";
 const MATCH_ANY: &str = "{**}";
 
-/// `paths` / `notPaths`: Istio's `CheckValidPathTemplate` (templates `{*}` = one segment,
+/// Istio's `ContainsPathTemplate`.
+fn is_path_template(path: &str) -> bool {
+    path.contains(MATCH_ONE) || path.contains(MATCH_ANY)
+}
+
+/// `paths` / `notPaths`: Istio's `CheckValidPathTemplate`: templates `{*}` = one segment,
 /// `{**}` = any suffix, nothing after `{**}` but literals, every other segment of a template a
-/// valid RFC 3986 pchar literal, no `{`/`}` outside a template), then the wildcard rule for
-/// paths without a template.
-fn check_path(path: &str) -> Result<(), Problem> {
-    let is_template = path.contains(MATCH_ONE) || path.contains(MATCH_ANY);
+/// valid RFC 3986 pchar literal, and no `{`/`}` outside a template in any path.
+fn check_path_template(path: &str) -> Result<(), Problem> {
+    let is_template = is_path_template(path);
     let mut found_match_any = false;
     for glob in path.trim_matches('/').split('/') {
         let is_operator = glob == MATCH_ONE || glob == MATCH_ANY;
@@ -505,11 +615,7 @@ fn check_path(path: &str) -> Result<(), Problem> {
             ));
         }
     }
-    if is_template {
-        Ok(())
-    } else {
-        check_wildcard(path)
-    }
+    Ok(())
 }
 
 /// Istio's `validLiteral`: `^[a-zA-Z0-9-._~%!$&'()+,;:@=]+$`.
