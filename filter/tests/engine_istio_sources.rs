@@ -60,6 +60,9 @@ use engine_support::*;
 use serde_json::{json, Value};
 use spiffe_authz::engine::EngineConfig;
 
+/// The label Istio reads to tell a Gateway API gateway (`label.IoK8sNetworkingGatewayGatewayName`).
+const GATEWAY_NAME: &str = "gateway.networking.k8s.io/gateway-name";
+
 const SRC_PRINCIPAL: &str =
     "istio generator.go srcPrincipalGenerator + matcher/string.go StringMatcherWithPrefix";
 const MODEL: &str = "istio model.go New/rule.principal";
@@ -78,6 +81,8 @@ const IP: &str = "istio util.go AddrStrToCidrRange + envoy cidr_range.cc CidrRan
 const IP_GEN: &str =
     "istio generator.go srcIPGenerator (direct_remote_ip) / remoteIPGenerator (remote_ip)";
 const SCOPE: &str = "istio model/policyattachment.go ShouldAttachPolicy + authorization.go";
+const GATEWAY: &str = "istio model/policyattachment.go ShouldAttachPolicy: a workload labelled gateway.networking.k8s.io/gateway-name is a Gateway API gateway";
+const RE2_DOT: &str = "envoy safe_regex (RE2 FullMatch, '.' never matches \\n): Istio's '*' is the regex .+ (matcher/string.go, generator.go matchAny)";
 const UNKNOWN: &str =
     "spiffe-authz engine/mod.rs fail-closed unknown fact (after istio model.go checkError)";
 
@@ -1339,6 +1344,184 @@ fn which_policies_apply_to_a_sidecar() {
             "foo",
             json!({"targetRefs": []}),
             true,
+        ),
+    ]);
+}
+
+/// The workload `foo` labelled as the Gateway API gateway `gw`.
+fn gateway_workload() -> EngineConfig {
+    let mut cfg = config();
+    cfg.workload
+        .labels
+        .insert(GATEWAY_NAME.to_owned(), "gw".to_owned());
+    cfg
+}
+
+#[test]
+fn which_policies_apply_to_a_gateway_api_gateway() {
+    let gw_ref = |name: &str, namespace: &str| json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name, "namespace": namespace}]});
+    let on_gateway = |r: Row| r.cfg(gateway_workload());
+    run(vec![
+        on_gateway(scoped(
+            "targetRefs naming this gateway: attached",
+            "foo",
+            gw_ref("gw", ""),
+            true,
+        )),
+        on_gateway(scoped(
+            "targetRefs naming this gateway and its namespace: attached",
+            "foo",
+            gw_ref("gw", "foo"),
+            true,
+        )),
+        on_gateway(scoped(
+            "legacy targetRef naming this gateway: attached",
+            "foo",
+            json!({"targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}}),
+            true,
+        )),
+        on_gateway(scoped(
+            "targetRefs naming another gateway: not attached",
+            "foo",
+            gw_ref("other", ""),
+            false,
+        )),
+        on_gateway(scoped(
+            "targetRefs naming another namespace: never matches",
+            "foo",
+            gw_ref("gw", "bar"),
+            false,
+        )),
+        on_gateway(scoped(
+            "targetRefs from the root namespace: only the gateway's own namespace attaches",
+            "istio-system",
+            gw_ref("gw", ""),
+            false,
+        )),
+        on_gateway(scoped(
+            "targetRefs of kind Service: not for a gateway (waypoints only)",
+            "foo",
+            json!({"targetRefs": [{"group": "", "kind": "Service", "name": "gw"}]}),
+            false,
+        )),
+        on_gateway(scoped(
+            "targetRefs with the wrong group: not attached",
+            "foo",
+            json!({"targetRefs": [{"group": "networking.istio.io", "kind": "Gateway", "name": "gw"}]}),
+            false,
+        )),
+        on_gateway(scoped(
+            "no targetRef: selector policies still apply (ENABLE_SELECTOR_BASED_K8S_GATEWAY_POLICY defaults to true)",
+            "foo",
+            json!({"selector": {"matchLabels": {"app": "httpbin"}}}),
+            true,
+        )),
+        on_gateway(scoped(
+            "no targetRef, no selector: applies",
+            "foo",
+            json!({}),
+            true,
+        )),
+    ]
+    .into_iter()
+    .map(|r| Row { source: GATEWAY, ..r })
+    .collect());
+}
+
+#[test]
+fn star_is_the_regex_dot_plus() {
+    let claims = |v: Value| req().jwt("i/s", v);
+    run(vec![
+        row(
+            "request.auth.claims: * does not match a claim holding a newline",
+            RE2_DOT,
+            when("request.auth.claims[team]", &["*"]),
+            claims(json!({"iss": "i", "sub": "s", "team": "a\nb"})),
+            false,
+        ),
+        row(
+            "request.auth.claims: * matches a claim with a carriage return ('.' covers \\r)",
+            RE2_DOT,
+            when("request.auth.claims[team]", &["*"]),
+            claims(json!({"iss": "i", "sub": "s", "team": "a\rb"})),
+            true,
+        ),
+        row(
+            "request.auth.claims: * matches a list holding one newline-free element",
+            RE2_DOT,
+            when("request.auth.claims[groups]", &["*"]),
+            claims(json!({"iss": "i", "sub": "s", "groups": ["a\nb", "ok"]})),
+            true,
+        ),
+        row(
+            "request.auth.claims: * does not match a list of newline elements",
+            RE2_DOT,
+            when("request.auth.claims[groups]", &["*"]),
+            claims(json!({"iss": "i", "sub": "s", "groups": ["a\nb"]})),
+            false,
+        ),
+        row(
+            "request.auth.claims: a suffix matcher is not a regex, a newline is fine",
+            JWT_CLAIMS,
+            when("request.auth.claims[team]", &["*b"]),
+            claims(json!({"iss": "i", "sub": "s", "team": "a\nb"})),
+            true,
+        ),
+        row(
+            "request.auth.presenter: * does not match an azp holding a newline",
+            RE2_DOT,
+            when("request.auth.presenter", &["*"]),
+            claims(json!({"iss": "i", "sub": "s", "azp": "a\nb"})),
+            false,
+        ),
+        row(
+            "request.auth.audiences: * does not match an aud holding a newline",
+            RE2_DOT,
+            when("request.auth.audiences", &["*"]),
+            claims(json!({"iss": "i", "sub": "s", "aud": "a\nb"})),
+            false,
+        ),
+        row(
+            "requestPrincipals: * does not match a sub holding a newline",
+            RE2_DOT,
+            from(json!({"requestPrincipals": ["*"]})),
+            req().jwt("i/a\nb", json!({"iss": "i", "sub": "a\nb"})),
+            false,
+        ),
+        row(
+            "requestPrincipals: iss/* does not match a sub holding a newline",
+            RE2_DOT,
+            from(json!({"requestPrincipals": ["i/*"]})),
+            req().jwt("i/a\nb", json!({"iss": "i", "sub": "a\nb"})),
+            false,
+        ),
+        row(
+            "experimental.envoy.filters: * does not match a metadata string holding a newline",
+            RE2_DOT,
+            when(
+                "experimental.envoy.filters.network.mysql_proxy[db.table]",
+                &["*"],
+            ),
+            req().metadata(
+                "envoy.filters.network.mysql_proxy",
+                "db.table",
+                Meta::Str("a\nb".into()),
+            ),
+            false,
+        ),
+        row(
+            "experimental.envoy.filters: [*] does not match a list of newline strings",
+            RE2_DOT,
+            when(
+                "experimental.envoy.filters.network.mysql_proxy[db.table]",
+                &["[*]"],
+            ),
+            req().metadata(
+                "envoy.filters.network.mysql_proxy",
+                "db.table",
+                Meta::List(vec!["a\nb".into()]),
+            ),
+            false,
         ),
     ]);
 }

@@ -13,6 +13,8 @@ pub(crate) enum StringMatch {
     Prefix(Box<str>),
     Suffix(Box<str>),
     /// `*` as a `StringMatcher`: the regex `.+`, so the fact must exist and be non-empty.
+    /// Envoy runs it as RE2 `FullMatch`, whose `.` never matches `\n`: a value holding a
+    /// newline (a JWT claim, a metadata string) does not match.
     NonEmpty,
     /// `*` as a `HeaderMatcher` (`present_match: true`) or as the source principal (the
     /// `spiffe://` URI is never empty): the fact must exist, even empty.
@@ -67,7 +69,7 @@ impl StringMatch {
                 .checked_sub(v.len())
                 .and_then(|start| fact.get(start..))
                 .is_some_and(|tail| bytes_eq(tail, v.as_bytes(), ignore_case)),
-            StringMatch::NonEmpty => !fact.is_empty(),
+            StringMatch::NonEmpty => !fact.is_empty() && !fact.contains(&b'\n'),
             StringMatch::Present => true,
         }
     }

@@ -31,10 +31,11 @@ use super::engine_support::Req;
 
 /// Istio's string match on a value: `*` alone is presence, `*x` a suffix, `x*` a prefix,
 /// anything else exact. `star_allows_empty`: whether presence is satisfied by an empty value
-/// (header-like fields: Envoy `present_match`; elsewhere Istio emits the regex `.+`).
+/// (header-like fields: Envoy `present_match`; elsewhere Istio emits the regex `.+`, which
+/// RE2 never matches across a `\n`).
 fn glob(pattern: &str, value: &str, star_allows_empty: bool) -> bool {
     if pattern == "*" {
-        star_allows_empty || !value.is_empty()
+        star_allows_empty || (!value.is_empty() && !value.contains('\n'))
     } else if let Some(suffix) = pattern.strip_prefix('*') {
         value.ends_with(suffix)
     } else if let Some(prefix) = pattern.strip_suffix('*') {
@@ -282,7 +283,7 @@ fn request_principal_value(v: &str, r: &Req) -> bool {
         }
     };
     if v == "*" {
-        return !iss.is_empty() && !sub.is_empty();
+        return glob(v, &iss, false) && glob(v, &sub, false);
     }
     let (vi, vs) = v.rsplit_once('/').unwrap();
     glob(vi, &iss, false) && glob(vs, &sub, false)
@@ -459,11 +460,34 @@ fn rule_matches(rule: &Rule, r: &Req, x: Ctx<'_>) -> bool {
 /// istio.io: a policy in the root namespace applies to every workload, elsewhere to its own
 /// namespace; its selector must match the workload's labels; `targetRef(s)` policies are for
 /// gateways and waypoints, never a sidecar.
+///
+/// A workload labelled `gateway.networking.k8s.io/gateway-name: <gw>` is a Gateway API
+/// gateway: it applies the `targetRef(s)` policies of its namespace naming the `Gateway` `<gw>`
+/// (Istio `ShouldAttachPolicy`).
 fn applies(p: &AuthorizationPolicy, cfg: &EngineConfig) -> bool {
     let ns = &p.metadata.namespace;
+    let refs: Vec<_> = p
+        .spec
+        .target_refs
+        .iter()
+        .chain(&p.spec.target_ref)
+        .collect();
+    if !refs.is_empty() {
+        let gateway = cfg
+            .workload
+            .labels
+            .get("gateway.networking.k8s.io/gateway-name");
+        return gateway.is_some_and(|gw| {
+            ns == &cfg.workload.namespace
+                && refs.iter().any(|r| {
+                    r.group == "gateway.networking.k8s.io"
+                        && r.kind == "Gateway"
+                        && &r.name == gw
+                        && (r.namespace.is_empty() || r.namespace == cfg.workload.namespace)
+                })
+        });
+    }
     (ns == &cfg.root_namespace || ns == &cfg.workload.namespace)
-        && p.spec.target_ref.is_none()
-        && p.spec.target_refs.is_empty()
         && p.spec.selector.as_ref().is_none_or(|s| {
             s.match_labels
                 .iter()
