@@ -797,6 +797,20 @@ fn service_accounts_and_trust_domains() {
             true,
         ),
         row(
+            "serviceAccounts: .+ needs a trust domain before /ns/",
+            SRC_SA,
+            from(json!({"serviceAccounts": ["foo/alice"]})),
+            req().principal("/ns/foo/sa/alice"),
+            false,
+        ),
+        row(
+            "serviceAccounts: the value is cut at its first / (ns 'foo', sa 'a/b')",
+            SRC_SA,
+            from(json!({"serviceAccounts": ["foo/a/b"]})),
+            req().principal("cluster.local/ns/foo/sa/a/b"),
+            true,
+        ),
+        row(
             "serviceAccounts: no value matches a plaintext peer",
             ENVOY_AUTHN,
             from(json!({"serviceAccounts": ["foo/alice"]})),
@@ -1047,6 +1061,23 @@ fn request_principals_and_jwt_conditions() {
             false,
         ),
         row(
+            "request.auth.claims: number elements of a list claim never match",
+            ENVOY_VALUE,
+            when("request.auth.claims[levels]", &["2"]),
+            req().jwt(
+                "i/s",
+                json!({"iss": "i", "sub": "s", "levels": [1, 2, "3"]}),
+            ),
+            false,
+        ),
+        row(
+            "request.auth.claims: an object claim never matches a string value",
+            ENVOY_VALUE,
+            when("request.auth.claims[a]", &["*"]),
+            req().jwt("i/s", json!({"iss": "i", "sub": "s", "a": {"b": "x"}})),
+            false,
+        ),
+        row(
             "request.auth.claims: a missing claim matches nothing",
             ENVOY_VALUE,
             when("request.auth.claims[groups]", &["*"]),
@@ -1151,6 +1182,20 @@ fn ip_blocks_and_address_conditions() {
             IP,
             from(json!({"ipBlocks": ["0.0.0.0/0"]})),
             req().peer_ip("2001:db8::1"),
+            false,
+        ),
+        row(
+            "ipBlocks: IPv4 and IPv6 values in one list, each for its own version",
+            IP,
+            from(json!({"ipBlocks": ["10.0.0.0/8", "2001:db8::/32"]})),
+            req().peer_ip("2001:db8:1::7"),
+            true,
+        ),
+        row(
+            "source.ip condition: an IPv6 range",
+            IP,
+            when("source.ip", &["2001:db8::/32"]),
+            req().peer_ip("2001:db9::1"),
             false,
         ),
         row(
@@ -1414,6 +1459,12 @@ fn which_policies_apply_to_a_gateway_api_gateway() {
             "no targetRef: selector policies still apply (ENABLE_SELECTOR_BASED_K8S_GATEWAY_POLICY defaults to true)",
             "foo",
             json!({"selector": {"matchLabels": {"app": "httpbin"}}}),
+            true,
+        )),
+        on_gateway(scoped(
+            "root namespace, no targetRef: mesh-wide policies still apply",
+            "istio-system",
+            json!({}),
             true,
         )),
         on_gateway(scoped(
