@@ -225,6 +225,13 @@ fn principals_on_mtls_and_plaintext_peers() {
             false,
         ),
         row(
+            "principals: a value written with spiffe:// never matches (Istio adds the prefix)",
+            SRC_PRINCIPAL,
+            from(json!({"principals": ["spiffe://cluster.local/ns/foo/sa/alice"]})),
+            req().principal(ALICE),
+            false,
+        ),
+        row(
             "principals: no value matches a plaintext peer",
             ENVOY_AUTHN,
             from(json!({"principals": [ALICE]})),
