@@ -894,7 +894,6 @@ fn compile_errors(policies: &[AuthorizationPolicy]) -> Vec<String> {
 fn compile_errors_name_policy_field_and_value() {
     let rows: Vec<(&str, &str, AuthorizationPolicy, &str)> = vec![
         ("unknown condition keys are rejected", "istio model.go New: unknown attribute", policy("u", json!({"rules": [{"when": [{"key": "request.nope", "values": ["x"]}]}]})), "foo/u: spec.rules[0].when[0].key: \"request.nope\": unknown attribute"),
-        ("inline headers are rejected", "istio model.go attrRequestInlineHeader", policy("i", json!({"rules": [{"when": [{"key": "request.experimental.inline.headers[x]", "values": ["x"]}]}]})), "foo/i: spec.rules[0].when[0].key: \"request.experimental.inline.headers[x]\": attribute is not supported by spiffe-authz"),
         ("a bad ipBlock names its index", "istio util.AddrStrToCidrRange", policy("ip", json!({"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.0/8", "10.0.0.0/99"]}}]}]})), "foo/ip: spec.rules[0].from[0].source.ipBlocks[1]: \"10.0.0.0/99\": not an IP address or CIDR range"),
         ("a bad port names its field", "istio generator.go convertToPort", policy("pt", json!({"rules": [{"to": [{"operation": {"notPorts": ["http"]}}]}]})), "foo/pt: spec.rules[0].to[0].operation.notPorts[0]: \"http\": not a port number"),
         ("a bad destination.port value", "istio generator.go destPortGenerator", policy("dp", json!({"rules": [{"when": [{"key": "destination.port", "values": ["70000"]}]}]})), "foo/dp: spec.rules[0].when[0].values[0]: \"70000\": not a port number"),

@@ -76,6 +76,7 @@ const WHEN: &str = "ns/p: spec.rules[0].when[0]";
 const PORT: &str = "bad port: must be a decimal number in [0, 65535]";
 const PLACEMENT: &str = "'*' is a wildcard only as the whole value, a prefix or a suffix: Istio matches this value literally or as a prefix/suffix containing '*'";
 const SPIFFE: &str = "Istio prefixes principals with spiffe:// itself, so this value never matches (in notPrincipals / notValues it never excludes); write it without spiffe://";
+const INLINE: &str = "spiffe-authz does not implement Istio's inline-header matcher: an ALLOW rule using it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored";
 const UNTRANSLATABLE: &str = "Istio admits this key but cannot translate it: an ALLOW rule using it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored";
 
 fn errors_of(input: &Value) -> Vec<String> {
@@ -372,6 +373,11 @@ fn what_istio_admits_is_admitted() {
                 [warn_at(&format!("{WHEN}.key"), "request.headersX[a]", UNTRANSLATABLE)]),
             ("security.go validateMapKey admits request.auth.claimsX[a]; extractNameInNestedBrackets cannot read it", policy(when("request.auth.claimsX[a]", json!(["v"]))),
                 [warn_at(&format!("{WHEN}.key"), "request.auth.claimsX[a]", UNTRANSLATABLE)]),
+            (
+                "security.go ValidateAttribute admits request.experimental.inline.headers[...] (model.go requestInlineHeaderGenerator); not implemented here, left out fail-closed",
+                policy(when("request.experimental.inline.headers[x-user]", json!(["a"]))),
+                [warn_at(&format!("{WHEN}.key"), "request.experimental.inline.headers[x-user]", INLINE)]
+            ),
             // Admitted as they are.
             ("matcher.StringMatcher: exact, prefix*, *suffix and * everywhere", policy(json!({"rules": [{
                 "from": [{"source": {"principals": ["*", "td/*", "*/sa/a"], "requestPrincipals": ["*"], "trustDomains": ["*.local"]}}],
@@ -505,6 +511,12 @@ fn admitted_values_decide_as_istio_generates_them() {
         ("model.go checkError: ... the rest of the DENY rule still applies",
             vec![admitted("d", json!({"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}], "when": [{"key": "request.headersX[a]", "values": ["v"]}]}]}))],
             req().path("/public"), NO_ALLOW),
+        ("inline headers (not implemented) drop the ALLOW rule: fail closed",
+            vec![admitted("a", when("request.experimental.inline.headers[x-user]", json!(["a"])))],
+            req().header("x-user", "a"), NOT_ALLOWED),
+        ("inline headers (not implemented) are ignored in a DENY rule: fail closed",
+            vec![admitted("d", json!({"action": "DENY", "rules": [{"when": [{"key": "request.experimental.inline.headers[x-user]", "values": ["a"]}]}]}))],
+            req().header("x-user", "b"), "deny: denied by foo/d rule 0"),
         ("extractNameInBrackets: request.headers[a][b] reads the header a][b, which requests do not carry",
             vec![admitted("a", when("request.headers[a][b]", json!(["v"])))],
             req().header("a", "v").header("b", "v"), NOT_ALLOWED),

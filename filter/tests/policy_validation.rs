@@ -736,8 +736,6 @@ fn condition_rules() {
             [bad_key("destination.name", "deprecated attribute: only supported in v1alpha1")]),
         ("ValidateAttribute: destination.user is v1alpha1 only", policy(when("destination.user", json!(["a"]))),
             [bad_key("destination.user", "deprecated attribute: only supported in v1alpha1")]),
-        ("spiffe-authz: request.experimental.inline.headers is not implemented", policy(when("request.experimental.inline.headers[x]", json!(["a"]))),
-            [bad_key("request.experimental.inline.headers[x]", "attribute is not supported by spiffe-authz")]),
         ("ValidateAttribute: keys are case-sensitive", policy(when("Source.IP", json!(["1.2.3.4"]))),
             [bad_key("Source.IP", "unknown attribute")]),
         ("a bad key still reports missing values", policy(json!({"rules": [{"when": [{"key": "nope"}]}]})), [

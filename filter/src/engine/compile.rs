@@ -4,9 +4,7 @@
 //! policies are split by action into one Envoy RBAC filter each (AUDIT, DENY, ALLOW), each
 //! with enforced rules and shadow (dry-run) rules, built twice: for HTTP and for TCP.
 
-use crate::policy::{
-    Action, AuthorizationPolicy, ConditionKey, ConditionKeyError, Rule, ValidationError,
-};
+use crate::policy::{Action, AuthorizationPolicy, ConditionKey, Rule, ValidationError};
 
 use super::api::{EngineConfig, MetadataKey, Needs, PolicyName, Warning};
 use super::condition::{
@@ -290,7 +288,8 @@ pub(crate) fn compile(
 ///
 /// `None` when Istio's builder drops the whole rule: an ALLOW rule with a condition key it
 /// cannot translate (`checkError` returns the generator's error for ALLOW only). For other
-/// actions such a condition is left out and the rule matches more.
+/// actions such a condition is left out and the rule matches more. Keys the engine does not
+/// implement ([`crate::policy::ConditionKeyError::drops_condition`]) are left out the same way.
 fn rule_parts(
     ctx: &PolicyCtx<'_>,
     i: usize,
@@ -301,7 +300,7 @@ fn rule_parts(
     let mut base_principal = Vec::new();
     let mut base_permission = Vec::new();
     for (j, c) in rule.when.iter().enumerate() {
-        if ConditionKey::parse(&c.key) == Err(ConditionKeyError::Untranslatable) {
+        if ConditionKey::parse(&c.key).is_err_and(|e| e.drops_condition()) {
             if action == Action::Allow {
                 return None;
             }

@@ -59,7 +59,13 @@ pub enum ConditionKeyError {
     ReplacedBySelector,
     #[error("deprecated attribute: only supported in v1alpha1")]
     Deprecated,
-    #[error("attribute is not supported by spiffe-authz")]
+    /// Admitted by Istio (its experimental inline-header matcher) but not implemented here.
+    /// Rejecting it would fail every request of a mesh that runs it, so it is left out the
+    /// way Istio leaves out what it cannot translate: fail closed.
+    #[error(
+        "spiffe-authz does not implement Istio's inline-header matcher: an ALLOW rule using \
+         it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored"
+    )]
     Unsupported,
     /// Admitted by Istio's validation, which only checks the `a[b]` shape, but its
     /// authorization builder cannot read the name in it (`request.headersX[a]`): Istio's
@@ -72,6 +78,18 @@ pub enum ConditionKeyError {
     Untranslatable,
     #[error("unknown attribute")]
     Unknown,
+}
+
+impl ConditionKeyError {
+    /// Keys Istio admits that the engine leaves out as Istio's `checkError` does: the ALLOW
+    /// rule using one is dropped, in any other rule the condition is ignored. Validation
+    /// admits them with a warning.
+    pub fn drops_condition(&self) -> bool {
+        matches!(
+            self,
+            ConditionKeyError::Untranslatable | ConditionKeyError::Unsupported
+        )
+    }
 }
 
 /// Why one condition value is not accepted for its key.
@@ -119,8 +137,6 @@ impl ConditionKey {
             if !is_map_key(key) {
                 return Err(ConditionKeyError::BadBrackets);
             }
-            // Istio accepts it for its experimental inline-header matcher, which this filter
-            // does not implement; rejecting is the fail-closed choice.
             return Err(ConditionKeyError::Unsupported);
         }
         if let Some(rest) = key.strip_prefix(REQUEST_CLAIMS) {

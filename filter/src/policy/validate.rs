@@ -16,8 +16,8 @@
 //! Every error is collected (nothing stops at the first one).
 
 use super::condition_key::{
-    validate_ip_block, validate_service_account, ConditionKey, ConditionKeyError,
-    ConditionValueError, ConditionValueKind,
+    validate_ip_block, validate_service_account, ConditionKey, ConditionValueError,
+    ConditionValueKind,
 };
 use super::error::{Problem, ValidationError};
 use super::model::{
@@ -471,7 +471,7 @@ impl Validator<'_> {
     fn condition(&mut self, field: &str, condition: &Condition) {
         let key = match ConditionKey::parse(&condition.key) {
             Ok(key) => Some(key),
-            Err(e @ ConditionKeyError::Untranslatable) => {
+            Err(e) if e.drops_condition() => {
                 self.warn(
                     format!("{field}.key"),
                     Some(&condition.key),
