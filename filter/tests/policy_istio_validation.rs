@@ -134,10 +134,6 @@ fn what_istio_rejects_is_rejected() {
     check(
         rows![
             // Empty lists, sources, operations.
-            ("validation_test.go from-empty: `from` must not be empty", policy(json!({"rules": [{"from": []}]})),
-                ["ns/p: spec.rules[0].from: must not be empty; omit it to match anything"]),
-            ("validation_test.go to-empty: `to` must not be empty", policy(json!({"rules": [{"to": []}]})),
-                ["ns/p: spec.rules[0].to: must not be empty; omit it to match anything"]),
             ("validation_test.go source-nil: `from.source` must not be nil", policy(json!({"rules": [{"from": [{}]}]})),
                 [format!("{SRC}: is required")]),
             ("validation_test.go operation-nil: `to.operation` must not be nil", policy(json!({"rules": [{"to": [{}]}]})),
@@ -379,6 +375,7 @@ fn what_istio_admits_is_admitted() {
                 [warn_at(&format!("{WHEN}.key"), "request.experimental.inline.headers[x-user]", INLINE)]
             ),
             // Admitted as they are.
+            ("validation.go `rule.From != nil && len(rule.From) == 0` cannot fire from YAML/JSON: proto JSON decoding leaves from: [] and to: [] nil", policy(json!({"rules": [{"from": [], "to": []}]})), []),
             ("matcher.StringMatcher: exact, prefix*, *suffix and * everywhere", policy(json!({"rules": [{
                 "from": [{"source": {"principals": ["*", "td/*", "*/sa/a"], "requestPrincipals": ["*"], "trustDomains": ["*.local"]}}],
                 "to": [{"operation": {"hosts": ["*.example.com", "example.*"], "methods": ["*"], "paths": ["/api/*", "*.js", "*"]}}],
@@ -523,6 +520,12 @@ fn admitted_values_decide_as_istio_generates_them() {
         ("envoyFilterGenerator: experimental.envoy.filters.[c] reads filter envoy.filters., which writes nothing",
             vec![admitted("a", when("experimental.envoy.filters.[c]", json!(["v"])))],
             req(), NOT_ALLOWED),
+        ("model.go New: from: [] decodes to no from, so the rule takes any source",
+            vec![admitted("a", json!({"rules": [{"from": [], "to": [{"operation": {"paths": ["/ok"]}}]}]}))],
+            req().principal(FRONTEND).path("/ok"), "allow: allowed by foo/a rule 0"),
+        ("model.go New: to: [] decodes to no to, so the DENY rule takes any operation",
+            vec![admitted("d", json!({"action": "DENY", "rules": [{"from": [{"source": {"principals": [FRONTEND]}}], "to": []}]}))],
+            req().principal(FRONTEND).path("/anything"), "deny: denied by foo/d rule 0"),
         ("ext_authz without a reachable provider denies (failure_mode_allow false): what CUSTOM matches is denied",
             vec![admitted("c", custom(json!([{"to": [{"operation": {"paths": ["/admin*"]}}]}])))],
             req().path("/admin/users"), "deny: denied by foo/c rule 0"),

@@ -137,11 +137,10 @@ fn rejected_input_names_item_field_and_value() {
             vec!["ns/a: metadata.name: duplicate policy (also items[0])"],
         ),
         (
-            "validation_test.go from-empty through the loader",
-            ap("ns", "a", json!({"rules": [{"from": [], "to": []}]})),
+            "from: [] and to: [] pass the loader (proto JSON decoding leaves them nil), a bad value beside them does not",
+            ap("ns", "a", json!({"rules": [{"from": [], "to": []}, {"to": [{"operation": {"ports": ["x"]}}]}]})),
             vec![
-                "ns/a: spec.rules[0].from: must not be empty; omit it to match anything",
-                "ns/a: spec.rules[0].to: must not be empty; omit it to match anything",
+                "ns/a: spec.rules[1].to[0].operation.ports[0]: \"x\": bad port: must be a decimal number in [0, 65535]",
             ],
         ),
         (

@@ -120,8 +120,6 @@ pub enum Problem {
          GatewayClass (gateway.networking.k8s.io)"
     )]
     TargetRefKind,
-    #[error("must not be empty; omit it to match anything")]
-    EmptyList,
     #[error("must set at least one field")]
     EmptyObject,
     #[error("may have at most {0} items")]

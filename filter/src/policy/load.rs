@@ -63,7 +63,11 @@ pub fn parse_policies_json(value: &Json) -> Result<Vec<AuthorizationPolicy>, Vec
         let item_index = is_list.then_some(i);
         let raw_label = raw_label(item, item_index);
         let errors_before = errors.len();
-        empty_from_or_to(item, &raw_label, &mut errors);
+        // `from: []` / `to: []` are no error: Istio's Go tests reject an empty non-nil list
+        // (validation_test.go "from-empty", "to-empty"), but a policy read from YAML or JSON
+        // goes through proto JSON decoding, which leaves an empty repeated field nil, so the
+        // webhook admits it and the builder reads it as absent (any source, any operation),
+        // as the model here does.
         match read_policy(item) {
             Ok(policy) => {
                 let label = policy_label(&policy, item_index);
@@ -114,34 +118,6 @@ fn raw_label(item: &Json, item_index: Option<usize>) -> String {
             .unwrap_or_default()
     };
     label(meta("namespace"), meta("name"), item_index)
-}
-
-/// Istio's "`from` must not be empty" / "`to` must not be empty" (validation_test.go
-/// "from-empty", "to-empty"). The model cannot tell `from: []` from an absent `from` (which
-/// means "any source"), so the raw JSON is checked.
-fn empty_from_or_to(item: &Json, label: &str, errors: &mut Vec<ValidationError>) {
-    let Some(rules) = item
-        .get("spec")
-        .and_then(|spec| spec.get("rules"))
-        .and_then(Json::as_array)
-    else {
-        return;
-    };
-    for (i, rule) in rules.iter().enumerate() {
-        for name in ["from", "to"] {
-            if rule
-                .get(name)
-                .and_then(Json::as_array)
-                .is_some_and(<[Json]>::is_empty)
-            {
-                errors.push(ValidationError::new(
-                    label,
-                    format!("spec.rules[{i}].{name}"),
-                    Problem::EmptyList,
-                ));
-            }
-        }
-    }
 }
 
 type Read<T> = Result<T, ReadError>;
