@@ -13,11 +13,17 @@
 //!
 //! [`normalize_path`] replays what Envoy's HCM does with those settings
 //! (`ConnectionManagerUtility::maybeNormalizePath`, `source/common/http/path_utility.cc`):
-//! reject a `#fragment`; unescape `%2F`/`%5C` (decode option only); strip parameters from
+//! strip a `#fragment`; unescape `%2F`/`%5C` (decode option only); strip parameters from
 //! `.;`/`..;` segments; canonicalize with Chromium's URL path rules (RFC 3986 dot-segment
 //! removal, `\` as `/`, `%2E` as `.`, percent-decoding of unreserved characters, escaping of
 //! characters a path may not hold, rejecting `%00`); merge slashes. Then, like Envoy's RBAC
 //! path matcher (`PathUtil::removeQueryAndFragment`), it drops the `?query`.
+//!
+//! The fragment is stripped, not refused, under every option: Istio's bootstrap turns
+//! Envoy's `http_reject_path_with_fragment` off (`pkg/bootstrap/config.go`
+//! `extractRuntimeFlags`) and leaves `http_strip_fragment_from_path_unsafe_if_disabled` on, so
+//! the HCM cuts `#...` before normalizing and forwards the path without it; the backend and
+//! the RBAC filter read the same path, so `/public#/../admin` is `/public` to both.
 //!
 //! Inside a sidecar the wasm filter already sees the HCM-normalized `:path`; normalizing again
 //! is harmless because every step is idempotent, and it protects hosts (or tests) that did not
@@ -114,9 +120,6 @@ pub enum PathError {
     /// HCM answers 404 to a `:path` that is not origin-form.
     #[error("path must start with '/'")]
     NotAbsolute,
-    /// HCM's default `http_reject_path_with_fragment`: RFC 3986 3.5 forbids it in a request.
-    #[error("path must not contain a '#' fragment")]
-    Fragment,
     /// Envoy's HTTP codecs never pass NUL, CR or LF in a header value.
     #[error("path contains NUL, CR or LF")]
     ForbiddenCharacter,
@@ -130,11 +133,11 @@ pub enum PathError {
 }
 
 /// The path Istio's RBAC matchers compare against for `mode`: the HCM-normalized path
-/// without the `?query`. Borrows when nothing changes.
+/// without the `#fragment` and the `?query`. Borrows when nothing changes.
 pub fn normalize_path(path: &str, mode: PathNormalization) -> Result<Cow<'_, str>, PathError> {
     let mut scratch = PathScratch::default();
     let normalized = normalize_path_in(path, mode, &mut scratch)?;
-    let path_only = path.split_once('?').map_or(path, |(p, _)| p);
+    let path_only = path.split(['?', '#']).next().unwrap_or(path);
     Ok(if normalized == path_only {
         Cow::Borrowed(path_only)
     } else {
@@ -161,16 +164,16 @@ pub fn normalize_path_in<'a>(
     if path.is_empty() {
         return Err(PathError::Empty);
     }
-    // One byte scan for both checks and the query's start (a char-set search walks chars
-    // one call at a time at opt-level "z"); a fragment anywhere is reported before a
-    // forbidden character.
+    // One byte scan for the forbidden bytes and where the path ends (a char-set search walks
+    // chars one call at a time at opt-level "z"). The path ends at the first `?` or `#`: the
+    // HCM strips the fragment (a `?` inside it is no query) and the RBAC matchers cut the
+    // query. The codecs refuse NUL, CR and LF anywhere in the header, fragment included.
     let mut forbidden = false;
-    let mut query = None;
+    let mut end = None;
     for (at, &b) in path.as_bytes().iter().enumerate() {
         match b {
-            b'#' => return Err(PathError::Fragment),
             b'\0' | b'\r' | b'\n' => forbidden = true,
-            b'?' if query.is_none() => query = Some(at),
+            b'?' | b'#' if end.is_none() => end = Some(at),
             _ => {}
         }
     }
@@ -180,8 +183,8 @@ pub fn normalize_path_in<'a>(
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    // `?` is ASCII: the byte cut is a char boundary.
-    let path_only = query.and_then(|at| path.get(..at)).unwrap_or(path);
+    // `?` and `#` are ASCII: the byte cut is a char boundary.
+    let path_only = end.and_then(|at| path.get(..at)).unwrap_or(path);
     let input = path_only.as_bytes();
     if !any_step_could_change(input) {
         return Ok(path_only);

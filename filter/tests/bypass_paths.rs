@@ -13,9 +13,10 @@
 //! - DECODE_AND_MERGE_SLASHES: first `%2F`/`%2f` -> `/` and `%5C`/`%5c` -> `\`, then
 //!   MERGE_SLASHES (the CVE-2021-31920 fix for `%2F` and `%5C`).
 //!
-//! Fragments are rejected by Envoy's HCM in every option (`http_reject_path_with_fragment`,
-//! CVE-2021-32779 / ISTIO-SECURITY-2021-008), and Envoy's `PathMatcher` compares the path
-//! without the query; both independent of the option.
+//! Fragments are stripped by Envoy's HCM in every option, before normalizing (Istio's
+//! bootstrap turns `http_reject_path_with_fragment` off, CVE-2021-32779 /
+//! ISTIO-SECURITY-2021-008), and Envoy's `PathMatcher` compares the path without the query;
+//! both independent of the option.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,9 +53,9 @@ const CASES: &[PathCase] = &[
     PathCase { name: "below the guarded path", path: "/admin/users", advisory: CVE_2021_31920, expect: [Deny, Deny, Deny, Deny], note: "/admin/* covers it as written" },
     PathCase { name: "query is not part of the path", path: "/admin?x=/public", advisory: "ISTIO-SECURITY-2020-001 / CVE-2020-8595 (exact path vs '?')", expect: [Deny, Deny, Deny, Deny], note: "Envoy PathMatcher strips the query before matching" },
     PathCase { name: "empty query", path: "/admin?", advisory: "ISTIO-SECURITY-2020-001 / CVE-2020-8595 (exact path vs '?')", expect: [Deny, Deny, Deny, Deny], note: "a bare '?' must not turn /admin into another path" },
-    PathCase { name: "fragment", path: "/admin#x", advisory: CVE_2021_39156, expect: [Deny, Deny, Deny, Deny], note: "HCM rejects '#' (400) in every option" },
-    PathCase { name: "fragment hiding dot segments", path: "/public#/../admin", advisory: CVE_2021_39156, expect: [Deny, Deny, Deny, Deny], note: "backends that strip the fragment late would read /admin" },
-    PathCase { name: "fragment after a query", path: "/public?a=b#/../admin", advisory: CVE_2021_39156, expect: [Deny, Deny, Deny, Deny], note: "rejected wherever the '#' is" },
+    PathCase { name: "fragment", path: "/admin#x", advisory: CVE_2021_39156, expect: [Deny, Deny, Deny, Deny], note: "HCM strips '#x' in every option: /admin" },
+    PathCase { name: "fragment hiding dot segments", path: "/public#/../admin", advisory: CVE_2021_39156, expect: [Allow, Allow, Allow, Allow], note: "stripped before normalizing: HCM forwards /public, which is what the backend reads" },
+    PathCase { name: "fragment after a query", path: "/public?a=b#/../admin", advisory: CVE_2021_39156, expect: [Allow, Allow, Allow, Allow], note: "stripped wherever the '#' is: /public" },
     PathCase { name: "dot segment below guard", path: "/admin/.", advisory: CVE_2019_9901, expect: [Deny, Deny, Deny, Deny], note: "NONE: /admin/* prefix; else /admin/" },
     PathCase { name: "dot-dot back into guard", path: "/admin/x/..", advisory: CVE_2019_9901, expect: [Deny, Deny, Deny, Deny], note: "NONE: prefix; else /admin/" },
     // BASE (normalize_path) and stronger.

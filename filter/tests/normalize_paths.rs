@@ -114,12 +114,17 @@ const ROWS: &[Row] = &[
     ("envoy RemoveQueryAndFragment /abc?param=value1&param=value2", BASE, "/abc?param=value1&param=value2", Ok("/abc")),
     ("envoy RemoveQueryAndFragment /abc??", BASE, "/abc??", Ok("/abc")),
     ("query is not canonicalized, only dropped", BASE, "/a?b=/../c", Ok("/a")),
-    // ISTIO-SECURITY-2021-008 / CVE-2021-39156: '#fragment' bypass; Envoy's HCM default
-    // http_reject_path_with_fragment rejects it in every mode
-    ("ISTIO-SECURITY-2021-008 /abc#fragment", BASE, "/abc#fragment", Err(PathError::Fragment)),
-    ("ISTIO-SECURITY-2021-008 /admin#/../public under NONE", NONE, "/admin#/../public", Err(PathError::Fragment)),
-    ("ISTIO-SECURITY-2021-008 fragment after the query", MERGE, "/abc?x=1#frag", Err(PathError::Fragment)),
-    ("envoy RemoveQueryAndFragment /abc# (rejected before)", DECODE, "/abc#", Err(PathError::Fragment)),
+    // ISTIO-SECURITY-2021-008 / CVE-2021-39156: '#fragment' bypass. Istio's bootstrap turns
+    // Envoy's http_reject_path_with_fragment off (pkg/bootstrap/config.go
+    // extractRuntimeFlags), so maybeNormalizePath strips the fragment in every mode, before
+    // normalizing, and forwards the path without it
+    ("ISTIO-SECURITY-2021-008 /abc#fragment", BASE, "/abc#fragment", Ok("/abc")),
+    ("ISTIO-SECURITY-2021-008 /admin#/../public under NONE", NONE, "/admin#/../public", Ok("/admin")),
+    ("ISTIO-SECURITY-2021-008 stripped before dot segments are removed", BASE, "/public#/../admin", Ok("/public")),
+    ("ISTIO-SECURITY-2021-008 fragment after the query", MERGE, "/abc?x=1#frag", Ok("/abc")),
+    ("a '?' inside the fragment starts no query", BASE, "/abc#x?y", Ok("/abc")),
+    ("envoy RemoveQueryAndFragment /abc#", DECODE, "/abc#", Ok("/abc")),
+    ("a path that is only a fragment is not origin-form", BASE, "#/abc", Err(PathError::NotAbsolute)),
     // ISTIO-SECURITY-2021-005 / CVE-2021-31920 and Envoy CVE-2021-29492: multiple and escaped
     // slashes; Istio's normalization doc examples per option
     ("istio normalization doc NONE: ../%2Fa../b unchanged", NONE, "/../%2Fa../b", Ok("/../%2Fa../b")),

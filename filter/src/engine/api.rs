@@ -101,8 +101,9 @@ pub struct HttpRequest<'a> {
     /// `:method`, as sent (methods match case-sensitively).
     pub method: &'a str,
     /// `:path` as received (may include `?query`); the engine normalizes it per
-    /// [`EngineConfig::path_normalization`] and matches it without the query. A path Envoy
-    /// would reject (a `#fragment`, not starting with `/`) is denied: [`Reason::InvalidPath`].
+    /// [`EngineConfig::path_normalization`] and matches it without the query or `#fragment`
+    /// (Istio's Envoy strips it). A path Envoy would reject (not starting with `/`, an
+    /// escaped NUL) is denied: [`Reason::InvalidPath`].
     pub path: &'a str,
     /// `:authority` (host, maybe with port).
     pub host: &'a str,

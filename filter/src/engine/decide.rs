@@ -184,7 +184,7 @@ fn enforce(
 }
 
 /// Envoy `PathUtil::removeQueryAndFragment`: RBAC path matchers compare the path only.
-/// `normalize_path` already drops the query and rejects fragments; kept so the matchers'
+/// `normalize_path` already drops the query and the fragment; kept so the matchers'
 /// contract does not depend on that.
 /// Both are ASCII, so a byte search finds the same cut as a char search, without walking
 /// chars one call at a time (opt-level "z" inlines little).

@@ -552,10 +552,10 @@ fn outcome(policies: &[&AuthorizationPolicy], r: &Req, cfg: &EngineConfig) -> St
     }
 }
 
-/// Envoy refuses these request lines before any filter runs (an empty path, a fragment,
-/// NUL/CR/LF, not absolute).
+/// Envoy refuses these request lines before any filter runs (an empty path, NUL/CR/LF, not
+/// absolute). A `#fragment` is not refused: Istio's bootstrap has the HCM strip it.
 fn invalid_path(path: &str) -> bool {
-    path.is_empty() || path.contains(['#', '\0', '\r', '\n']) || !path.starts_with('/')
+    path.is_empty() || path.contains(['\0', '\r', '\n']) || !path.starts_with('/')
 }
 
 /// The decision line Istio's configuration would produce for `r`.
