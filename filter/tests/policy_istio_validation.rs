@@ -262,6 +262,10 @@ fn what_istio_rejects_is_rejected() {
                 ["ns/p: spec.targetRefs[0]: \"apps/Deployment\": targetRef must be to a Service, ServiceEntry (networking.istio.io), Gateway or GatewayClass (gateway.networking.k8s.io)"]),
             ("validation.go validatePolicyTargetReference: name must be set", policy(json!({"targetRef": {"kind": "Service"}})),
                 ["ns/p: spec.targetRef.name: is required"]),
+            ("CRD maxLength 253 of targetRef name", policy(json!({"targetRef": {"kind": "Service", "name": "s".repeat(254)}})),
+                [format!("ns/p: spec.targetRef.name: \"{}\": may have at most 253 characters", "s".repeat(254))]),
+            ("security.go CheckServiceAccount via ValidateAttribute: at most 16 source.serviceAccount values", policy(when("source.serviceAccount", json!((0..17).map(|i| format!("sa{i}")).collect::<Vec<_>>()))),
+                [format!("{WHEN}.values: may have at most 16 items")]),
             // CUSTOM and provider.
             ("validation.go: CUSTOM without rules", policy(json!({"action": "CUSTOM", "provider": {"name": "x"}})),
                 [custom_without_rules]),

@@ -124,6 +124,8 @@ pub enum Problem {
     EmptyObject,
     #[error("may have at most {0} items")]
     TooManyItems(usize),
+    #[error("may have at most {0} characters")]
+    TooLong(usize),
     #[error("cannot set serviceAccounts with namespaces or principals")]
     ServiceAccountsWithPrincipals,
     #[error("empty value not allowed")]

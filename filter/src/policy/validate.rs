@@ -31,6 +31,8 @@ const MAX_FROM: usize = 512;
 /// CRD `maxItems` of `spec.targetRefs` and of `serviceAccounts` / `notServiceAccounts`.
 const MAX_TARGET_REFS: usize = 16;
 const MAX_SERVICE_ACCOUNTS: usize = 16;
+/// CRD `maxLength` of `targetRef(s).name`.
+const MAX_TARGET_NAME_LEN: usize = 253;
 /// CRD `maxLength` of a selector label value and `maxProperties` of `matchLabels`.
 const MAX_LABEL_VALUE_LEN: usize = 63;
 const MAX_LABELS: usize = 4096;
@@ -283,6 +285,12 @@ impl Validator<'_> {
     fn target_ref(&mut self, field: &str, target_ref: &PolicyTargetReference) {
         if target_ref.name.is_empty() {
             self.error(format!("{field}.name"), Problem::Required);
+        } else if target_ref.name.len() > MAX_TARGET_NAME_LEN {
+            self.error_value(
+                format!("{field}.name"),
+                &target_ref.name,
+                Problem::TooLong(MAX_TARGET_NAME_LEN),
+            );
         }
         if !target_ref.namespace.is_empty() {
             self.error_value(
@@ -506,6 +514,14 @@ impl Validator<'_> {
             ("values", &condition.values),
             ("notValues", &condition.not_values),
         ] {
+            // ValidateAttribute hands source.serviceAccount values to CheckServiceAccount,
+            // which also caps their number.
+            if key == ConditionKey::SourceServiceAccount && values.len() > MAX_SERVICE_ACCOUNTS {
+                self.error(
+                    format!("{field}.{name}"),
+                    Problem::TooManyItems(MAX_SERVICE_ACCOUNTS),
+                );
+            }
             for (n, value) in values.iter().enumerate() {
                 let field = format!("{field}.{name}[{n}]");
                 match key.validate_value(value) {
