@@ -30,8 +30,9 @@
 
 mod engine_support;
 
-use engine_support::{compile, req, Req};
+use engine_support::{compile, config, req, Req};
 use serde_json::{json, Value};
+use spiffe_authz::engine::Engine;
 use spiffe_authz::policy::{parse_policies, warnings, AuthorizationPolicy};
 
 /// `ns/p` with the given spec, as `kubectl get -o json` prints it.
@@ -104,16 +105,23 @@ fn check(rows: Vec<(&str, Value, Vec<String>)>, lines: impl Fn(&Value) -> Vec<St
     );
 }
 
-/// The policy must be admitted; its warnings are returned.
+/// The policy must be admitted by validation and compile for a workload of its namespace
+/// (the whole configure-time path); its validation warnings are returned.
 fn warnings_of(input: &Value) -> Vec<String> {
-    match parse_policies(input) {
-        Ok(policies) => policies
-            .iter()
-            .flat_map(warnings)
-            .map(|w| w.to_string())
-            .collect(),
-        Err(errors) => vec![format!("REJECTED: {errors:?}")],
+    let policies = match parse_policies(input) {
+        Ok(policies) => policies,
+        Err(errors) => return vec![format!("REJECTED: {errors:?}")],
+    };
+    let mut cfg = config();
+    cfg.workload.namespace = "ns".into();
+    if let Err(errors) = Engine::compile(&policies, &cfg) {
+        return vec![format!("NOT COMPILED: {errors:?}")];
     }
+    policies
+        .iter()
+        .flat_map(warnings)
+        .map(|w| w.to_string())
+        .collect()
 }
 
 macro_rules! rows {
@@ -243,6 +251,8 @@ fn what_istio_rejects_is_rejected() {
                 [format!("{OP}.notPaths[0]: \"/foo{{*}}\": invalid or unsupported path template: '{{' or '}}' outside a {{*}} or {{**}} template")]),
             ("security.go CheckValidPathTemplate: '*' beside a template is no pchar literal", policy(to(json!({"paths": ["/{*}/a*"]}))),
                 [format!("{OP}.paths[0]: \"/{{*}}/a*\": invalid or unsupported path template: a segment beside a template must be a non-empty RFC 3986 pchar literal")]),
+            ("Envoy uri_template (stricter than CheckValidPathTemplate, which trims '/'): a template must start with '/'", policy(to(json!({"paths": ["{*}/a"]}))),
+                [format!("{OP}.paths[0]: \"{{*}}/a\": invalid or unsupported path template: a template must start with '/' (Envoy's uri_template matcher refuses it)")]),
             ("security.go CheckValidPathTemplate: '{' without a template", policy(to(json!({"paths": ["/a{b"]}))),
                 [format!("{OP}.paths[0]: \"/a{{b\": invalid or unsupported path template: '{{' or '}}' outside a {{*}} or {{**}} template")]),
             // selector / targetRef.
@@ -575,5 +585,114 @@ fn warnings_reach_the_engine() {
             format!("foo/a: spec.rules[0].from[0].source.principals[0]: \"spiffe://cluster.local/ns/foo/sa/x\": {SPIFFE}"),
             "foo/c: spec.action: \"CUSTOM\": spiffe-authz cannot ask the ext_authz provider \"ext-authz\": requests this policy's rules match are denied".to_owned(),
         ]
+    );
+}
+
+/// Whatever validation admits, the engine compiles: a configuration is never rejected after
+/// validation passed it (fixed-seed generated policies from values at the edges of each rule).
+#[test]
+fn what_validation_admits_always_compiles() {
+    const KEYS: &[&str] = &[
+        "request.headers[x]",
+        "request.headers[a][b]",
+        "request.headersX[a]",
+        "request.experimental.inline.headers[x]",
+        "request.auth.claims[a][]",
+        "request.auth.claims[a]x[b]",
+        "request.auth.claimsX[a]",
+        "request.auth.principal",
+        "experimental.envoy.filters.[c]",
+        "experimental.envoy.filters.a.b[c][d]",
+        "source.ip",
+        "remote.ip",
+        "destination.ip",
+        "destination.port",
+        "source.namespace",
+        "source.serviceAccount",
+        "source.principal",
+        "connection.sni",
+    ];
+    const VALUES: &[&str] = &[
+        "*",
+        "a*",
+        "*a",
+        "*a*",
+        "a*b",
+        "**",
+        "/{*}",
+        "/{**}",
+        "/a/{**}/b",
+        "{*}",
+        "/a{b",
+        "0",
+        "65535",
+        "080",
+        "10.0.0.0/8",
+        "10.1.2.3/16",
+        "::/0",
+        "1.2.3.4",
+        "fe80::1%eth0",
+        "ns/sa",
+        "sa",
+        "spiffe://td/ns/a/sa/b",
+        "[a]",
+        "x",
+        "",
+    ];
+    const SOURCE: &[&str] = &[
+        "principals",
+        "notPrincipals",
+        "requestPrincipals",
+        "namespaces",
+        "notNamespaces",
+        "serviceAccounts",
+        "trustDomains",
+        "ipBlocks",
+        "notRemoteIpBlocks",
+    ];
+    const OPERATION: &[&str] = &["hosts", "notHosts", "methods", "paths", "notPaths", "ports"];
+    let mut seed: u64 = 0x1571_0a11;
+    let mut next = move |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n
+    };
+    let mut cfg = config();
+    cfg.workload.namespace = "ns".into();
+    let (mut admitted, mut failures) = (0, Vec::new());
+    for _ in 0..20_000 {
+        let mut pick = |list: &[&str]| list[next(list.len())].to_owned();
+        let values = |pick: &mut dyn FnMut(&[&str]) -> String| json!([pick(VALUES), pick(VALUES)]);
+        let source = json!({ pick(SOURCE): values(&mut pick) });
+        let operation = json!({ pick(OPERATION): values(&mut pick) });
+        let when = json!([{"key": pick(KEYS), "values": values(&mut pick)}]);
+        let action = pick(&["ALLOW", "DENY", "AUDIT", "CUSTOM"]);
+        let rule =
+            json!({"from": [{"source": source}], "to": [{"operation": operation}], "when": when});
+        let mut spec = json!({"action": action, "rules": [rule]});
+        if action == "CUSTOM" {
+            spec["provider"] = json!({"name": "ext"});
+        }
+        let p = policy(spec);
+        let Ok(policies) = parse_policies(&p) else {
+            continue;
+        };
+        admitted += 1;
+        if let Err(errors) = Engine::compile(&policies, &cfg) {
+            failures.push(format!("{p}: {errors:?}"));
+        }
+    }
+    assert!(admitted > 500, "too few admitted: {admitted}");
+    assert!(
+        failures.is_empty(),
+        "{} admitted policies did not compile:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

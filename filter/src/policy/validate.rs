@@ -610,6 +610,14 @@ fn is_path_template(path: &str) -> bool {
 /// valid RFC 3986 pchar literal, and no `{`/`}` outside a template in any path.
 fn check_path_template(path: &str) -> Result<(), Problem> {
     let is_template = is_path_template(path);
+    // Stricter than CheckValidPathTemplate, which trims the slashes first: Istio passes the
+    // template on as an Envoy uri_template, whose parser wants a leading '/', so Envoy would
+    // refuse the RBAC config Istio builds from `{*}/a` and the workload would get no policy.
+    if is_template && !path.starts_with('/') {
+        return Err(Problem::PathTemplate(
+            "a template must start with '/' (Envoy's uri_template matcher refuses it)",
+        ));
+    }
     let mut found_match_any = false;
     for glob in path.trim_matches('/').split('/') {
         let is_operator = glob == MATCH_ONE || glob == MATCH_ANY;
