@@ -53,13 +53,7 @@ pub fn validate(policy: &AuthorizationPolicy) -> Result<(), Vec<ValidationError>
 /// What Istio admits but flags, or admits although the value cannot do what it says: one
 /// entry per value, in the same one-line format as errors. Empty for a clean policy.
 pub fn warnings(policy: &AuthorizationPolicy) -> Vec<ValidationError> {
-    let mut v = Validator {
-        policy: &policy_label(policy, None),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
-    v.policy(policy);
-    v.warnings
+    Validator::run(policy, &policy_label(policy, None)).warnings
 }
 
 /// How errors name a policy: `namespace/name`, or the list position when it has no name.
@@ -78,13 +72,7 @@ pub(crate) fn label(namespace: &str, name: &str, item: Option<usize>) -> String 
 }
 
 pub(crate) fn validate_labelled(policy: &AuthorizationPolicy, label: &str) -> Vec<ValidationError> {
-    let mut v = Validator {
-        policy: label,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
-    v.policy(policy);
-    v.errors
+    Validator::run(policy, label).errors
 }
 
 /// Go's `strconv.ParseBool`, which Istio uses for `istio.io/dry-run`.
@@ -102,7 +90,17 @@ struct Validator<'a> {
     warnings: Vec<ValidationError>,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    fn run(policy: &AuthorizationPolicy, label: &'a str) -> Validator<'a> {
+        let mut v = Validator {
+            policy: label,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        v.policy(policy);
+        v
+    }
+
     fn error(&mut self, field: impl Into<String>, problem: Problem) {
         self.errors
             .push(ValidationError::new(self.policy, field, problem));
