@@ -180,8 +180,9 @@ pub(crate) struct HttpFacts<'a> {
     pub(crate) method: &'a str,
     /// Normalized, without query or fragment: what Envoy's path matchers compare.
     pub(crate) path: &'a str,
-    /// `:path` as received, for `request.headers[:path]`.
-    pub(crate) raw_path: &'a str,
+    /// The `?query` of `:path` (empty when there is none), without the fragment the HCM
+    /// strips: `path` followed by `query` is the `:path` header Envoy's RBAC filter reads.
+    pub(crate) query: &'a str,
     pub(crate) host: &'a str,
     pub(crate) headers: &'a [(&'a str, &'a str)],
 }
@@ -323,19 +324,19 @@ impl Constraint {
 
 /// Envoy `HeaderMatcher` on `name`: any one value of a repeated header matching on its own
 /// (CVE-2026-26308). Pseudo-headers the glue did not copy into `headers` come from the
-/// request's own fields.
+/// request's own fields; `:path` is the header as the HCM left it for the RBAC filter
+/// (normalized, query kept, fragment stripped), not as the client sent it.
 fn header_matches(h: &HttpFacts<'_>, name: &str, m: &StringMatch) -> bool {
     let values = HeaderValues::new(h.headers, name);
     if !values.is_absent() {
         return m.matches_any_value(&values, false);
     }
-    let pseudo = match name {
-        ":method" => Some(h.method),
-        ":path" => Some(h.raw_path),
-        ":authority" => Some(h.host),
-        _ => None,
-    };
-    pseudo.is_some_and(|v| m.matches_present(v, false))
+    match name {
+        ":method" => m.matches_present(h.method, false),
+        ":path" => m.matches_split(h.path, h.query),
+        ":authority" => m.matches_present(h.host, false),
+        _ => false,
+    }
 }
 
 /// Envoy metadata matcher on the JWT payload at `path`: a string claim must match, a list

@@ -74,6 +74,34 @@ impl StringMatch {
         }
     }
 
+    /// Matches the value `head` followed by `tail` (case-sensitive) without joining them:
+    /// the `:path` header is the normalized path, kept in a reused buffer, then the query,
+    /// a slice of the path as received.
+    pub(crate) fn matches_split(&self, head: &str, tail: &str) -> bool {
+        let (head, tail) = (head.as_bytes(), tail.as_bytes());
+        let len = head.len() + tail.len();
+        // Whether `v` equals the joined value's bytes from `at` on.
+        let same_at = |at: usize, v: &[u8]| {
+            v.iter().enumerate().all(|(k, b)| {
+                let i = at + k;
+                let joined = match i.checked_sub(head.len()) {
+                    None => head.get(i),
+                    Some(j) => tail.get(j),
+                };
+                joined == Some(b)
+            })
+        };
+        match self {
+            StringMatch::Exact(v) => v.len() == len && same_at(0, v.as_bytes()),
+            StringMatch::Prefix(v) => v.len() <= len && same_at(0, v.as_bytes()),
+            StringMatch::Suffix(v) => len
+                .checked_sub(v.len())
+                .is_some_and(|at| same_at(at, v.as_bytes())),
+            StringMatch::NonEmpty => len > 0,
+            StringMatch::Present => true,
+        }
+    }
+
     /// Envoy's RBAC `HeaderMatcher` on a header that may repeat: it matches when any one
     /// value matches on its own (`HeaderUtility::matchesHeadersIndividually`, the fix for
     /// CVE-2026-26308 / GHSA-ghc4-35x6-crw5). Matching the comma-joined value instead let
@@ -124,6 +152,35 @@ impl<'a> HeaderValues<'a> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_values_match_as_if_joined() {
+        let m = |v: &str| StringMatch::string_matcher(v);
+        for (head, tail) in [("/a/b", "?x=1"), ("", "?q"), ("/p", ""), ("", "")] {
+            let joined = format!("{head}{tail}");
+            for v in [
+                "/a/b?x=1",
+                "/a/b",
+                "/a*",
+                "/a/b?*",
+                "*?x=1",
+                "*b?x=1",
+                "*=1",
+                "*",
+                "/p",
+                "?q",
+                "*q",
+                "/a/b?x=12",
+                "*x/a/b?x=1",
+            ] {
+                assert_eq!(
+                    m(v).matches_split(head, tail),
+                    m(v).matches_present(&joined, false),
+                    "{v:?} on {head:?} + {tail:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn repeated_header_values_match_individually() {

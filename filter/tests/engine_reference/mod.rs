@@ -147,7 +147,8 @@ fn path_value(pattern: &str, path: &str) -> bool {
 fn header_values<'a>(r: &'a Req, name: &str) -> Vec<&'a str> {
     let pseudo = [
         (":method", r.method.as_str()),
-        (":path", r.path.as_str()),
+        // The HCM strips the fragment before any filter reads `:path`.
+        (":path", r.path.split('#').next().unwrap_or_default()),
         (":authority", r.host.as_str()),
     ];
     r.headers
