@@ -29,7 +29,8 @@ impl Cidr {
                 }
                 (addr.parse::<IpAddr>().ok()?, Some(len.parse::<u8>().ok()?))
             }
-            None => (value.parse::<IpAddr>().ok()?, None),
+            // A single address as validation reads it (an IPv6 zone is dropped, as Istio does).
+            None => (crate::policy::parse_ip_block(value).ok()?.addr(), None),
         };
         let (v6, max) = match addr {
             IpAddr::V4(_) => (false, 32),

@@ -7,7 +7,7 @@
 //! Reference: <https://istio.io/latest/docs/reference/config/security/conditions/>.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// One `spec.rules[].when[].key`, classified.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -302,8 +302,8 @@ fn names_in_nested_brackets(rest: &str) -> Option<Vec<String>> {
 
 /// Istio's `ValidateIPs`: a value containing `/` is a CIDR (Go `netip.ParsePrefix`), anything
 /// else a single address (Go `netip.ParseAddr`). Like Go, host bits may be set
-/// (`10.1.2.3/16`). Unlike Go, IPv6 zones (`fe80::1%eth0`) are rejected: Envoy's CIDR matchers
-/// cannot express them, so accepting one could only ever mismatch.
+/// (`10.1.2.3/16`), a prefix takes no IPv6 zone, and a single IPv6 address may carry one
+/// (`fe80::1%eth0`), which Istio's builder drops (`netip.PrefixFrom`): it matches `fe80::1`.
 pub fn validate_ip_block(value: &str) -> Result<(), ConditionValueError> {
     parse_ip_block(value).map(|_| ())
 }
@@ -326,9 +326,15 @@ pub fn parse_ip_block(value: &str) -> Result<ipnet::IpNet, ConditionValueError> 
         let len: u8 = len.parse().map_err(|_| bad())?;
         ipnet::IpNet::new(addr, len).map_err(|_| bad())
     } else {
-        let addr: IpAddr = value
-            .parse()
-            .map_err(|_| ConditionValueError::BadIp(value.to_owned()))?;
+        let bad = || ConditionValueError::BadIp(value.to_owned());
+        let addr: IpAddr = match value.split_once('%') {
+            // Go's ParseAddr: a zone only after an IPv6 address, and never empty.
+            Some((addr, zone)) if !zone.is_empty() => {
+                IpAddr::V6(addr.parse::<Ipv6Addr>().map_err(|_| bad())?)
+            }
+            Some(_) => return Err(bad()),
+            None => value.parse().map_err(|_| bad())?,
+        };
         Ok(ipnet::IpNet::from(addr))
     }
 }
