@@ -203,3 +203,93 @@ fn ip_blocks_and_ports_parse_like_go() {
         assert_eq!(parse_port(bad), None, "{bad:?}");
     }
 }
+
+/// Istio's `validateMapKey` and `extractNameInNestedBrackets` / `extractNameInBrackets`
+/// (security.go, pilot/pkg/security/authz/model/util.go), transliterated byte for byte.
+mod istio {
+    pub fn validate_map_key(key: &str) -> bool {
+        let b = key.as_bytes();
+        let open = b.iter().position(|&c| c == b'[').map_or(-1, |i| i as i64);
+        key.ends_with(']') && open > 0 && open < b.len() as i64 - 2
+    }
+
+    pub fn extract_name_in_brackets(s: &str) -> Option<String> {
+        if !s.starts_with('[') || !s.ends_with(']') {
+            return None;
+        }
+        let s = s.strip_suffix(']').unwrap();
+        Some(s.strip_prefix('[').unwrap_or(s).to_owned())
+    }
+
+    pub fn extract_name_in_nested_brackets(s: &str) -> Option<Vec<String>> {
+        let b = s.as_bytes();
+        let find_end_bracket = |begin: usize| -> Option<usize> {
+            if begin >= b.len() || b[begin] != b'[' {
+                return None;
+            }
+            for (i, &c) in b.iter().enumerate().skip(begin + 1) {
+                if c == b'[' {
+                    return None;
+                }
+                if c == b']' {
+                    return Some(i);
+                }
+            }
+            None
+        };
+        let mut claims = Vec::new();
+        let mut begin = 0;
+        while begin < b.len() {
+            match find_end_bracket(begin) {
+                None => return extract_name_in_brackets(s).map(|n| vec![n]),
+                Some(end) => {
+                    claims.push(s[begin + 1..end].to_owned());
+                    begin = end + 1;
+                }
+            }
+        }
+        Some(claims)
+    }
+}
+
+/// Every key of up to 6 characters from `[`, `]`, `a` after the `request.headers` and
+/// `request.auth.claims` prefixes classifies as Istio's validation and builder do: rejected
+/// when `validateMapKey` rejects it, untranslatable when the builder cannot extract the
+/// name(s), else the very name(s) the builder extracts.
+#[test]
+fn bracketed_keys_match_istio_exhaustively() {
+    let alphabet = ['[', ']', 'a'];
+    let mut suffixes = vec![String::new()];
+    let mut all = Vec::new();
+    for _ in 0..6 {
+        let mut next = Vec::new();
+        for s in &suffixes {
+            for c in alphabet {
+                next.push(format!("{s}{c}"));
+            }
+        }
+        all.extend(next.iter().cloned());
+        suffixes = next;
+    }
+    for rest in &all {
+        let header_key = format!("request.headers{rest}");
+        let want = if !istio::validate_map_key(&header_key) {
+            Err(E::BadBrackets)
+        } else {
+            istio::extract_name_in_brackets(rest)
+                .map(K::RequestHeader)
+                .ok_or(E::Untranslatable)
+        };
+        assert_eq!(K::parse(&header_key), want, "{header_key}");
+
+        let claims_key = format!("request.auth.claims{rest}");
+        let want = if !istio::validate_map_key(&claims_key) {
+            Err(E::BadBrackets)
+        } else {
+            istio::extract_name_in_nested_brackets(rest)
+                .map(K::RequestAuthClaims)
+                .ok_or(E::Untranslatable)
+        };
+        assert_eq!(K::parse(&claims_key), want, "{claims_key}");
+    }
+}
