@@ -252,8 +252,8 @@ mod istio {
     }
 }
 
-/// Every key of up to 6 characters from `[`, `]`, `a` after the `request.headers` and
-/// `request.auth.claims` prefixes classifies as Istio's validation and builder do: rejected
+/// Every key of up to 6 characters from `[`, `]`, `a` after the `request.headers`,
+/// `request.auth.claims` and `experimental.envoy.filters.x` prefixes classifies as Istio's validation and builder do: rejected
 /// when `validateMapKey` rejects it, untranslatable when the builder cannot extract the
 /// name(s), else the very name(s) the builder extracts.
 #[test]
@@ -291,5 +291,20 @@ fn bracketed_keys_match_istio_exhaustively() {
                 .ok_or(E::Untranslatable)
         };
         assert_eq!(K::parse(&claims_key), want, "{claims_key}");
+
+        // envoyFilterGenerator: strings.SplitN(TrimSuffix(TrimPrefix(key, "experimental."),
+        // "]"), "[", 2); validateMapKey guarantees the `[`.
+        let filter_key = format!("experimental.envoy.filters.x{rest}");
+        let want = if !istio::validate_map_key(&filter_key) {
+            Err(E::BadBrackets)
+        } else {
+            let trimmed = filter_key["experimental.".len()..filter_key.len() - 1].to_owned();
+            let (filter, key) = trimmed.split_once('[').unwrap();
+            Ok(K::ExperimentalEnvoyFilter {
+                filter: filter.to_owned(),
+                key: key.to_owned(),
+            })
+        };
+        assert_eq!(K::parse(&filter_key), want, "{filter_key}");
     }
 }
