@@ -351,6 +351,11 @@ fn path_normalization_options() {
         row_in(DECODE, "DECODE_AND_MERGE_SLASHES: double escapes are decoded once (%252F stays %252F)", NORM, vec![deny_admin()], req().path("/admin%252Fx"), NO_ALLOW),
         row_in(DECODE, "DECODE_AND_MERGE_SLASHES: /%c0%2fadmin -> /%c0/admin", NORM, vec![allow_to(json!({"paths": ["/%c0/admin"]}))], req().path("/%c0%2fadmin"), ALLOWED),
         row_in(DECODE, "escaped NUL is refused (Envoy answers 400)", NORM, vec![allow_all("a")], req().path("/admin%00"), "deny: request path cannot be normalized"),
+        // Templates see the normalized path: %2F is one segment until DECODE_AND_MERGE_SLASHES
+        // turns it into a slash.
+        row_in(BASE, "BASE: {*} matches a segment holding %2F", TEMPLATE, vec![allow_to(json!({"paths": ["/files/{*}"]}))], req().path("/files/a%2Fb"), ALLOWED),
+        row_in(DECODE, "DECODE_AND_MERGE_SLASHES: the same path is two segments", TEMPLATE, vec![allow_to(json!({"paths": ["/files/{*}"]}))], req().path("/files/a%2Fb"), NOT_ALLOWED),
+        row_in(DECODE, "DECODE_AND_MERGE_SLASHES: {**} spans the decoded slash", TEMPLATE, vec![allow_to(json!({"paths": ["/files/{**}"]}))], req().path("/files/a%2Fb"), ALLOWED),
         // Normalization happens before templates too.
         row_in(MERGE, "templates see the normalized path", NORM, vec![allow_to(json!({"paths": ["/api/{*}/items"]}))], req().path("/api//v1/./items"), ALLOWED),
     ]);
