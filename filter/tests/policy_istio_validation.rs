@@ -706,3 +706,35 @@ fn what_validation_admits_always_compiles() {
             .join("\n")
     );
 }
+
+/// The plugin admits what Istio admits and logs each warning at warn level, naming the
+/// policy, field and value (what an operator sees in the Envoy log).
+#[test]
+fn the_plugin_logs_the_warnings_and_keeps_the_configuration() {
+    use spiffe_authz::config::LogLevel;
+    use spiffe_authz::glue::fake::FakeHost;
+    use spiffe_authz::glue::Root;
+
+    let host = FakeHost::new();
+    host.set_configuration(
+        r#"{"workload": {"namespace": "demo"}, "policies": [
+            {"metadata": {"name": "a", "namespace": "demo"},
+             "spec": {"rules": [{"from": [{"source": {"principals": ["spiffe://cluster.local/ns/demo/sa/x"]}}]}]}},
+            {"metadata": {"name": "c", "namespace": "demo"},
+             "spec": {"action": "CUSTOM", "provider": {"name": "oauth2-proxy"}, "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}}
+        ]}"#,
+    );
+    let mut root = Root::new();
+    assert!(root.on_configure(&host), "{:?}", host.logs.borrow());
+    assert!(root.plugin().is_some());
+    let warnings = host.logs_at_least(LogLevel::Warn);
+    for want in [
+        "demo/a: spec.rules[0].from[0].source.principals[0]: \"spiffe://cluster.local/ns/demo/sa/x\": Istio prefixes principals with spiffe://",
+        "demo/c: spec.action: \"CUSTOM\": spiffe-authz cannot ask the ext_authz provider \"oauth2-proxy\"",
+    ] {
+        assert!(
+            warnings.iter().any(|l| l.contains(want)),
+            "{want}\nnot in {warnings:?}"
+        );
+    }
+}
