@@ -11,7 +11,9 @@
 //! rejected configuration fails every request. Values Istio admits but that cannot mean what
 //! their author wrote (a principal written with `spiffe://`, a `*` in the middle of a value)
 //! become configure-time warnings ([`warnings`]); the engine then matches them exactly as
-//! Istio's generated Envoy config does.
+//! Istio's generated Envoy config does. Stricter than Istio's admission only where Envoy
+//! would refuse the config Istio builds (a path template without a leading `/`) or where
+//! Kubernetes fills in what a pasted policy may lack (`metadata.namespace`).
 //!
 //! Every error is collected (nothing stops at the first one).
 
