@@ -426,6 +426,8 @@ fn rule_combinators() {
         row("DENY rules: [{}] denies everything", MODEL, vec![deny(json!({"rules": [{}]}))], req(), DENIED),
         row("DENY without rules is refused by validation", VALIDATION, vec![deny(json!({}))], req(), "invalid: spec.rules"),
         row("AUDIT rules: [{}] audits everything and decides nothing", MODEL, vec![audit(json!({"rules": [{}]}))], req(), "allow: no ALLOW policy applies; audit: foo/au rule 0"),
+        row("DENY rules: [] is refused like no rules", VALIDATION, vec![deny(json!({"rules": []}))], req(), "invalid: spec.rules"),
+        row("AUDIT rules: [] audits nothing (rbacPolicyMatchNever)", BUILDER, vec![audit(json!({"rules": []}))], req(), NO_ALLOW),
         row("AUDIT without rules audits nothing", BUILDER, vec![audit(json!({}))], req(), NO_ALLOW),
         row("from entries are OR'ed", MODEL, vec![allow(json!({"rules": [{"from": [{"source": {"principals": [ALICE]}}, {"source": {"principals": [BOB]}}]}]}))], req().principal(BOB), ALLOWED),
         row("to entries are OR'ed", MODEL, vec![allow(json!({"rules": [{"to": [{"operation": {"methods": ["POST"]}}, {"operation": {"paths": ["/"]}}]}]}))], req(), ALLOWED),
