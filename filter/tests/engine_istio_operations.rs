@@ -389,6 +389,7 @@ fn request_headers_and_connection_conditions() {
         row("request.headers notValues [*]: an empty header excludes", HEADERS, vec![deny_when_not("request.headers[x-token]", &["*"])], req().header("x-token", ""), NO_ALLOW),
         row("request.headers[:method] reads the method", HEADERS, vec![allow_when("request.headers[:method]", &["POST"])], req().method("POST"), ALLOWED),
         row("request.headers[:authority] reads the authority, case-sensitive (HeaderMatcher)", HEADERS, vec![allow_when("request.headers[:authority]", &["Example.com"])], req().host("example.com"), NOT_ALLOWED),
+        row("request.headers[host] is not an alias of :authority (Envoy keeps Host only as :authority; envoy#385, istio#23083)", HEADERS, vec![allow_when("request.headers[host]", &["example.com"])], req().host("example.com"), NOT_ALLOWED),
         row("request.headers[:path] includes the query (a header, not PathMatcher)", HEADERS, vec![allow_when("request.headers[:path]", &["/foo"])], req().path("/foo?x=1"), NOT_ALLOWED),
         row("request.headers[:path] is read after the HCM stripped the fragment", FRAGMENT, vec![allow_when("request.headers[:path]", &["/foo?x=1"])], req().path("/foo?x=1#top"), ALLOWED),
         row_in(BASE, "request.headers[:path] is read after normalization, query kept", NORM, vec![allow_when("request.headers[:path]", &["/admin?x=/../y"])], req().path("/public/../admin?x=/../y"), ALLOWED),
