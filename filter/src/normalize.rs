@@ -11,6 +11,10 @@
 //! | `MERGE_SLASHES`            | true             | true            | `KEEP_UNCHANGED`                   |
 //! | `DECODE_AND_MERGE_SLASHES` | true             | true            | `UNESCAPE_AND_FORWARD`             |
 //!
+//! Istio never sets `REJECT_REQUEST` or `UNESCAPE_AND_REDIRECT`, so no option answers an
+//! escaped slash with a 400 or a redirect: DECODE_AND_MERGE_SLASHES decodes it and the request
+//! is judged on the decoded path.
+//!
 //! [`normalize_path`] replays what Envoy's HCM does with those settings
 //! (`ConnectionManagerUtility::maybeNormalizePath`, `source/common/http/path_utility.cc`):
 //! strip a `#fragment`; unescape `%2F`/`%5C` (decode option only); strip parameters from
