@@ -147,7 +147,7 @@ metadata: {name: allow-get, namespace: ns-a}
 spec:
   rules:
   - to:
-    - operation: {paths: ["/ok", "*/a*"]}
+    - operation: {paths: ["/ok", "/{*}/{a}"]}
 "#;
         let err = load_policy_text(text, "p.yaml").unwrap_err().to_string();
         assert!(err.starts_with("p.yaml: "), "{err}");
