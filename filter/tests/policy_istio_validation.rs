@@ -326,6 +326,10 @@ fn what_istio_rejects_is_rejected() {
                 [format!("{dry_run}: istio.io/dry-run is only supported with action ALLOW or DENY, found AUDIT")]),
             ("validation_test.go dry-run-invalid-action-custom", with_dry_run(policy(custom(json!([{}]))), "true"),
                 [format!("{dry_run}: istio.io/dry-run is only supported with action ALLOW or DENY, found CUSTOM")]),
+            ("validation.go validateMetadata: constants.AlwaysReject", set(policy(json!({})), "metadata", json!({"name": "p", "namespace": "ns", "annotations": {"internal.istio.io/webhook-always-reject": ""}})),
+                ["ns/p: metadata.annotations[\"internal.istio.io/webhook-always-reject\"]: annotation found: Istio's validation always rejects it"]),
+            ("validation.go validateMetadata: constants.InternalParentNames may not be set by users", set(policy(json!({})), "metadata", json!({"name": "p", "namespace": "ns", "annotations": {"internal.istio.io/parents": "HTTPRoute/r.ns"}})),
+                ["ns/p: metadata.annotations[\"internal.istio.io/parents\"]: internal Istio annotation: it may not be set by users"]),
             // Enums, apiVersion, kind.
             ("CRD enum: action is upper case", policy(json!({"action": "allow"})),
                 ["ns/p: spec.action: unknown variant `allow`, expected one of `ALLOW`, `DENY`, `AUDIT`, `CUSTOM`"]),
@@ -423,6 +427,7 @@ fn what_istio_admits_is_admitted() {
             }]))), []),
             ("validation.go checkDryRunAnnotation: every strconv.ParseBool spelling on ALLOW", with_dry_run(policy(json!({})), "T"), []),
             ("validation.go checkDryRunAnnotation: 0 on DENY", with_dry_run(policy(json!({"action": "DENY", "rules": [{}]})), "0"), []),
+            ("validation.go validateMetadata: other internal.istio.io and istio.io annotations pass", set(policy(json!({})), "metadata", json!({"name": "p", "namespace": "ns", "annotations": {"internal.istio.io/always-push": "x", "istio.io/rev": "canary"}})), []),
             ("CRD: action null is the default ALLOW", policy(json!({"action": null, "rules": [{}]})), []),
             ("CRD versions: security.istio.io/v1beta1 is served", set(policy(json!({"rules": [{}]})), "apiVersion", json!("security.istio.io/v1beta1")), []),
             ("CRD x-kubernetes-validations: serviceAccounts with ipBlocks and trustDomains", policy(from(json!({"serviceAccounts": ["ns/sa", "sa"], "ipBlocks": ["10.0.0.0/8"], "trustDomains": ["td"]}))), []),

@@ -101,6 +101,10 @@ pub enum Problem {
     DryRunValue,
     #[error("istio.io/dry-run is only supported with action ALLOW or DENY, found {0}")]
     DryRunAction(String),
+    #[error("annotation found: Istio's validation always rejects it")]
+    AlwaysRejectAnnotation,
+    #[error("internal Istio annotation: it may not be set by users")]
+    InternalAnnotation,
     #[error("only one of selector, targetRef or targetRefs can be set")]
     SelectorConflict,
     #[error("empty label key is not supported in selector")]

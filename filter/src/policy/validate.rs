@@ -27,6 +27,10 @@ use super::model::{
     DRY_RUN_ANNOTATION,
 };
 
+/// Istio's `constants.AlwaysReject`: its webhook refuses any object carrying it.
+const ALWAYS_REJECT_ANNOTATION: &str = "internal.istio.io/webhook-always-reject";
+/// Istio's `constants.InternalParentNames`: set on configs Istio generates, never by users.
+const INTERNAL_PARENTS_ANNOTATION: &str = "internal.istio.io/parents";
 /// CRD `maxItems` of `spec.rules` and of `spec.rules[].from`.
 const MAX_RULES: usize = 512;
 const MAX_FROM: usize = 512;
@@ -147,6 +151,7 @@ impl<'a> Validator<'a> {
         }
         let action = policy.action();
         self.dry_run(policy, action);
+        self.internal_annotations(policy);
         self.selector_and_targets(policy);
 
         let spec = &policy.spec;
@@ -232,6 +237,20 @@ impl<'a> Validator<'a> {
             self.error(field, Problem::DryRunAction(action_name(action).to_owned()));
         } else if parse_bool(value).is_none() {
             self.error_value(field, value, Problem::DryRunValue);
+        }
+    }
+
+    /// Istio's validateMetadata, around every validator: `internal.istio.io/*` annotations
+    /// that only Istio itself may set are refused (constants.AlwaysReject and
+    /// InternalParentNames).
+    fn internal_annotations(&mut self, policy: &AuthorizationPolicy) {
+        for (annotation, problem) in [
+            (ALWAYS_REJECT_ANNOTATION, Problem::AlwaysRejectAnnotation),
+            (INTERNAL_PARENTS_ANNOTATION, Problem::InternalAnnotation),
+        ] {
+            if policy.metadata.annotations.contains_key(annotation) {
+                self.error(format!("metadata.annotations[{annotation:?}]"), problem);
+            }
         }
     }
 
