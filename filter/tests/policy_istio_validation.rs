@@ -77,6 +77,7 @@ const WHEN: &str = "ns/p: spec.rules[0].when[0]";
 const PORT: &str = "bad port: must be a decimal number in [0, 65535]";
 const PLACEMENT: &str = "'*' is a wildcard only as the whole value, a prefix or a suffix: Istio matches this value literally or as a prefix/suffix containing '*'";
 const SPIFFE: &str = "Istio prefixes principals with spiffe:// itself, so this value never matches (in notPrincipals / notValues it never excludes); write it without spiffe://";
+const CUSTOM_UNSUPPORTED: &str = "CUSTOM (ext_authz) is not supported: spiffe-authz has no ext_authz provider; leave CUSTOM policies to Envoy's ext_authz filter (Istio's own, in a mesh) and remove them from this configuration";
 const INLINE: &str = "spiffe-authz does not implement Istio's inline-header matcher: an ALLOW rule using it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored";
 const UNTRANSLATABLE: &str = "Istio admits this key but cannot translate it: an ALLOW rule using it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored";
 
@@ -136,6 +137,10 @@ fn what_istio_rejects_is_rejected() {
     let deny_without_rules = "ns/p: spec.rules: DENY action without rules is meaningless as it will never be triggered; add an empty rule {} to match every request";
     let custom_without_rules = "ns/p: spec.rules: CUSTOM action without rules is meaningless as it will never be triggered; add an empty rule {} to match every request";
     let not_with_custom = "is not supported with action CUSTOM";
+    // Istio admits CUSTOM and asks its ext_authz provider; spiffe-authz has none and refuses
+    // it (issue 2: "CUSTOM is rejected at configure time with a clear error until a provider
+    // exists"), after Istio's own CUSTOM checks, which are reported too.
+    let custom_refused = format!("ns/p: spec.action: \"CUSTOM\": {CUSTOM_UNSUPPORTED}");
     let dry_run = "ns/p: metadata.annotations[\"istio.io/dry-run\"]";
     let bad_key = |key: &str, why: &str| format!("{WHEN}.key: {key:?}: {why}");
     let map_key = "bad key: should have format a[b]";
@@ -284,14 +289,22 @@ fn what_istio_rejects_is_rejected() {
                 [format!("{WHEN}.values: may have at most 16 items")]),
             // CUSTOM and provider.
             ("validation.go: CUSTOM without rules", policy(json!({"action": "CUSTOM", "provider": {"name": "x"}})),
-                [custom_without_rules]),
+                [custom_without_rules.to_owned(), custom_refused.clone()]),
             ("validation.go: CUSTOM with rules: [] (proto decoding drops the empty list)", policy(json!({"action": "CUSTOM", "provider": {"name": "x"}, "rules": []})),
-                [custom_without_rules]),
+                [custom_without_rules.to_owned(), custom_refused.clone()]),
             ("validation_test.go custom-nil-provider: `provider.name` must not be empty", policy(json!({"action": "CUSTOM", "rules": [{}]})),
-                ["ns/p: spec.provider.name: is required"]),
+                ["ns/p: spec.provider.name: is required".to_owned(), custom_refused.clone()]),
             ("validation_test.go custom-empty-provider", policy(json!({"action": "CUSTOM", "provider": {"name": ""}, "rules": [{}]})),
-                ["ns/p: spec.provider.name: is required"]),
+                ["ns/p: spec.provider.name: is required".to_owned(), custom_refused.clone()]),
+            ("issue 2: CUSTOM valid under Istio's rules (validation_test.go custom-good) is refused: no ext_authz provider here", policy(custom(json!([{}]))),
+                [custom_refused.clone()]),
+            ("issue 2: CUSTOM refused whatever it matches on (ipBlocks, paths, ports, headers, source.ip are Istio-valid)", policy(custom(json!([{
+                "from": [{"source": {"ipBlocks": ["10.0.0.0/8"], "notRemoteIpBlocks": ["1.2.3.4"]}}],
+                "to": [{"operation": {"paths": ["/admin*"], "ports": ["8080"]}}],
+                "when": [{"key": "request.headers[x-user]", "values": ["a"]}, {"key": "source.ip", "values": ["10.0.0.1"]}],
+            }]))), [custom_refused.clone()]),
             ("validation.go: From.Principals/NotNamespaces/ServiceAccounts/RequestPrincipals are not supported with CUSTOM", policy(custom(json!([{"from": [{"source": {"principals": ["a"], "notNamespaces": ["b"]}}, {"source": {"serviceAccounts": ["c"], "notRequestPrincipals": ["d"]}}]}]))), [
+                custom_refused.clone(),
                 format!("{SRC}.notNamespaces: {not_with_custom}"),
                 format!("{SRC}.principals: {not_with_custom}"),
                 format!("ns/p: spec.rules[0].from[1].source.serviceAccounts: {not_with_custom}"),
@@ -303,6 +316,7 @@ fn what_istio_rejects_is_rejected() {
                 {"key": "source.principal", "values": ["a"]},
                 {"key": "request.auth.claims[iss]", "values": ["a"]},
             ]}]))), [
+                custom_refused.clone(),
                 format!("ns/p: spec.rules[0].when[0].key: \"source.namespace\": {not_with_custom}"),
                 format!("ns/p: spec.rules[0].when[1].key: \"source.serviceAccount\": {not_with_custom}"),
                 format!("ns/p: spec.rules[0].when[2].key: \"source.principal\": {not_with_custom}"),
@@ -325,7 +339,7 @@ fn what_istio_rejects_is_rejected() {
             ("validation.go checkDryRunAnnotation: AUDIT with an unparsable value names the action", with_dry_run(policy(json!({"action": "AUDIT", "rules": [{}]})), "maybe"),
                 [format!("{dry_run}: istio.io/dry-run is only supported with action ALLOW or DENY, found AUDIT")]),
             ("validation_test.go dry-run-invalid-action-custom", with_dry_run(policy(custom(json!([{}]))), "true"),
-                [format!("{dry_run}: istio.io/dry-run is only supported with action ALLOW or DENY, found CUSTOM")]),
+                [format!("{dry_run}: istio.io/dry-run is only supported with action ALLOW or DENY, found CUSTOM"), custom_refused.clone()]),
             ("validation.go validateMetadata: constants.AlwaysReject", set(policy(json!({})), "metadata", json!({"name": "p", "namespace": "ns", "annotations": {"internal.istio.io/webhook-always-reject": ""}})),
                 ["ns/p: metadata.annotations[\"internal.istio.io/webhook-always-reject\"]: annotation found: Istio's validation always rejects it"]),
             ("validation.go validateMetadata: constants.InternalParentNames may not be set by users", set(policy(json!({})), "metadata", json!({"name": "p", "namespace": "ns", "annotations": {"internal.istio.io/parents": "HTTPRoute/r.ns"}})),
@@ -419,12 +433,6 @@ fn what_istio_admits_is_admitted() {
             ("security.go ValidatePorts: destination.port 0 and 65535", policy(when("destination.port", json!(["0", "65535"]))), []),
             ("validation.go ValidateAuthorizationPolicy: only DENY and CUSTOM need rules (ALLOW)", policy(json!({})), []),
             ("validation.go ValidateAuthorizationPolicy: only DENY and CUSTOM need rules (AUDIT)", policy(json!({"action": "AUDIT"})), []),
-            ("validation_test.go custom-good", policy(custom(json!([{}]))), []),
-            ("validation.go: CUSTOM may match on ipBlocks, paths, ports, headers, source.ip", policy(custom(json!([{
-                "from": [{"source": {"ipBlocks": ["10.0.0.0/8"], "notRemoteIpBlocks": ["1.2.3.4"]}}],
-                "to": [{"operation": {"paths": ["/admin*"], "ports": ["8080"]}}],
-                "when": [{"key": "request.headers[x-user]", "values": ["a"]}, {"key": "source.ip", "values": ["10.0.0.1"]}],
-            }]))), []),
             ("validation.go checkDryRunAnnotation: every strconv.ParseBool spelling on ALLOW", with_dry_run(policy(json!({})), "T"), []),
             ("validation.go checkDryRunAnnotation: 0 on DENY", with_dry_run(policy(json!({"action": "DENY", "rules": [{}]})), "0"), []),
             ("validation.go validateMetadata: other internal.istio.io and istio.io annotations pass", set(policy(json!({})), "metadata", json!({"name": "p", "namespace": "ns", "annotations": {"internal.istio.io/always-push": "x", "istio.io/rev": "canary"}})), []),
@@ -555,12 +563,6 @@ fn admitted_values_decide_as_istio_generates_them() {
         ("util.AddrStrToCidrRange (netip.PrefixFrom drops the zone): fe80::1%eth0 is fe80::1/128",
             vec![admitted("a", from(json!({"ipBlocks": ["fe80::1%eth0"]})))],
             req().peer_ip("fe80::1"), "allow: allowed by foo/a rule 0"),
-        ("ext_authz without a reachable provider denies (failure_mode_allow false): what CUSTOM matches is denied",
-            vec![admitted("c", custom(json!([{"to": [{"operation": {"paths": ["/admin*"]}}]}])))],
-            req().path("/admin/users"), "deny: denied by foo/c rule 0"),
-        ("... and what it does not match is left to the other policies",
-            vec![admitted("c", custom(json!([{"to": [{"operation": {"paths": ["/admin*"]}}]}])))],
-            req().path("/public"), NO_ALLOW),
         ("validateWorkloadSelector: an empty selector selects the workload",
             vec![admitted("a", json!({"selector": {}, "rules": [{"to": [{"operation": {"paths": ["/ok"]}}]}]}))],
             req().path("/other"), NOT_ALLOWED),
@@ -586,19 +588,15 @@ fn admitted_values_decide_as_istio_generates_them() {
 /// `host-sim check` prints), once per value, with the policy, field and value.
 #[test]
 fn warnings_reach_the_engine() {
-    let (_, warnings) = compile(&[
-        admitted(
-            "a",
-            from(json!({"principals": ["spiffe://cluster.local/ns/foo/sa/x"]})),
-        ),
-        admitted("c", custom(json!([{}]))),
-    ]);
+    let (_, warnings) = compile(&[admitted(
+        "a",
+        from(json!({"principals": ["spiffe://cluster.local/ns/foo/sa/x"]})),
+    )]);
     let warnings: Vec<String> = warnings.into_iter().map(|w| w.0).collect();
     assert_eq!(
         warnings,
         [
             format!("foo/a: spec.rules[0].from[0].source.principals[0]: \"spiffe://cluster.local/ns/foo/sa/x\": {SPIFFE}"),
-            "foo/c: spec.action: \"CUSTOM\": spiffe-authz cannot ask the ext_authz provider \"ext-authz\": requests this policy's rules match are denied".to_owned(),
         ]
     );
 }
@@ -724,22 +722,47 @@ fn the_plugin_logs_the_warnings_and_keeps_the_configuration() {
     host.set_configuration(
         r#"{"workload": {"namespace": "demo"}, "policies": [
             {"metadata": {"name": "a", "namespace": "demo"},
-             "spec": {"rules": [{"from": [{"source": {"principals": ["spiffe://cluster.local/ns/demo/sa/x"]}}]}]}},
-            {"metadata": {"name": "c", "namespace": "demo"},
-             "spec": {"action": "CUSTOM", "provider": {"name": "oauth2-proxy"}, "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}}
+             "spec": {"rules": [{"from": [{"source": {"principals": ["spiffe://cluster.local/ns/demo/sa/x"]}}]}]}}
         ]}"#,
     );
     let mut root = Root::new();
     assert!(root.on_configure(&host), "{:?}", host.logs.borrow());
     assert!(root.plugin().is_some());
     let warnings = host.logs_at_least(LogLevel::Warn);
-    for want in [
-        "demo/a: spec.rules[0].from[0].source.principals[0]: \"spiffe://cluster.local/ns/demo/sa/x\": Istio prefixes principals with spiffe://",
-        "demo/c: spec.action: \"CUSTOM\": spiffe-authz cannot ask the ext_authz provider \"oauth2-proxy\"",
-    ] {
-        assert!(
-            warnings.iter().any(|l| l.contains(want)),
-            "{want}\nnot in {warnings:?}"
-        );
-    }
+    let want = "demo/a: spec.rules[0].from[0].source.principals[0]: \"spiffe://cluster.local/ns/demo/sa/x\": Istio prefixes principals with spiffe://";
+    assert!(
+        warnings.iter().any(|l| l.contains(want)),
+        "{want}\nnot in {warnings:?}"
+    );
+}
+
+/// A CUSTOM policy Istio admits makes the plugin refuse the whole configuration (issue 2:
+/// rejected at configure time with a clear error until a provider exists), logged with the
+/// policy, field and value; the previous configuration keeps serving.
+#[test]
+fn the_plugin_refuses_a_custom_policy_and_keeps_the_old_configuration() {
+    use spiffe_authz::glue::fake::FakeHost;
+    use spiffe_authz::glue::Root;
+
+    let host = FakeHost::new();
+    host.set_configuration(r#"{"workload": {"namespace": "demo"}, "policies": []}"#);
+    let mut root = Root::new();
+    assert!(root.on_configure(&host), "{:?}", host.logs.borrow());
+    host.set_configuration(
+        r#"{"workload": {"namespace": "demo"}, "policies": [
+            {"metadata": {"name": "c", "namespace": "demo"},
+             "spec": {"action": "CUSTOM", "provider": {"name": "oauth2-proxy"}, "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}}
+        ]}"#,
+    );
+    assert!(!root.on_configure(&host));
+    assert!(
+        root.plugin().is_some(),
+        "the old configuration must keep serving"
+    );
+    let want = format!("demo/c: spec.action: \"CUSTOM\": {CUSTOM_UNSUPPORTED}");
+    let logs = host.logs.borrow();
+    assert!(
+        logs.iter().any(|(_, line)| line.contains(&want)),
+        "{want}\nnot in {logs:?}"
+    );
 }

@@ -361,14 +361,17 @@ fn full_spec() -> Value {
 
 #[test]
 fn object_and_action_rules() {
+    let custom_refused = "ns/p: spec.action: \"CUSTOM\": CUSTOM (ext_authz) is not supported: spiffe-authz has no ext_authz provider; leave CUSTOM policies to Envoy's ext_authz filter (Istio's own, in a mesh) and remove them from this configuration".to_owned();
     let custom = "ns/p: spec.rules: CUSTOM action without rules is meaningless as it will never be triggered; add an empty rule {} to match every request";
     let provider_name = "ns/p: spec.provider.name: is required";
     let deny_without_rules = "ns/p: spec.rules: DENY action without rules is meaningless as it will never be triggered; add an empty rule {} to match every request";
     let dry_run_field = "ns/p: metadata.annotations[\"istio.io/dry-run\"]";
     check(rows![
-        ("validation_test.go custom-good", policy(json!({"action": "CUSTOM", "provider": {"name": "my-custom-authz"}, "rules": [{}]})), []),
-        ("validation_test.go custom-empty-provider", policy(json!({"action": "CUSTOM", "provider": {"name": ""}, "rules": [{}]})), [provider_name]),
-        ("validation_test.go custom-nil-provider", policy(json!({"action": "CUSTOM", "rules": [{}]})), [provider_name]),
+        // Istio admits custom-good; this filter refuses every CUSTOM policy (issue 2: no
+        // ext_authz provider), after Istio's own CUSTOM checks.
+        ("validation_test.go custom-good", policy(json!({"action": "CUSTOM", "provider": {"name": "my-custom-authz"}, "rules": [{}]})), [custom_refused.as_str()]),
+        ("validation_test.go custom-empty-provider", policy(json!({"action": "CUSTOM", "provider": {"name": ""}, "rules": [{}]})), [provider_name, custom_refused.as_str()]),
+        ("validation_test.go custom-nil-provider", policy(json!({"action": "CUSTOM", "rules": [{}]})), [provider_name, custom_refused.as_str()]),
         ("validation_test.go provider-wrong-action", policy(json!({"action": "ALLOW", "provider": {"name": ""}, "rules": [{}]})),
             ["ns/p: spec.provider: provider must only be set with action CUSTOM, found ALLOW"]),
         ("provider with the default action (ALLOW)", policy(json!({"provider": {"name": "x"}})),
@@ -386,7 +389,7 @@ fn object_and_action_rules() {
         ("validation_test.go dry-run-invalid-action-audit", with_annotation(policy(json!({"action": "AUDIT"})), "true"),
             [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found AUDIT")]),
         ("validation_test.go dry-run-invalid-action-custom", with_annotation(policy(json!({"action": "CUSTOM"})), "true"),
-            [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found CUSTOM"), custom.to_string()]),
+            [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found CUSTOM"), custom.to_string(), custom_refused.clone()]),
         ("validation.go checkDryRunAnnotation: the annotation is refused on AUDIT whatever its value", with_annotation(policy(json!({"action": "AUDIT"})), "false"),
             [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found AUDIT")]),
         ("apiVersion must be security.istio.io", {

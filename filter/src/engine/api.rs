@@ -283,7 +283,7 @@ pub struct Engine {
 impl Engine {
     /// Compiles the policies that apply to `config.workload` into indexed rule sets.
     /// Policies are expected to be validated (`policy::validate`); anything the engine still
-    /// cannot honour (action CUSTOM, an unknown or unsupported condition key, a value that
+    /// cannot honour (an unknown or unsupported condition key, a value that
     /// does not parse) is an error naming the policy, field and value: the caller must not
     /// run with a partial policy set.
     pub fn compile(

@@ -145,20 +145,6 @@ pub(crate) fn compile(
                 .into_iter()
                 .map(|w| Warning(w.to_string())),
         );
-        if action == Action::Custom {
-            // Istio hands requests a CUSTOM rule matches to the ext_authz provider; this
-            // filter has none, so it answers as Envoy's ext_authz does when the provider
-            // cannot be reached (403, failure_mode_allow false): the request is denied.
-            let provider = policy
-                .spec
-                .provider
-                .as_ref()
-                .map_or("", |p| p.name.as_str());
-            warnings.push(Warning(format!(
-                "{key}: spec.action: \"CUSTOM\": spiffe-authz cannot ask the ext_authz \
-                 provider {provider:?}: requests this policy's rules match are denied"
-            )));
-        }
         let dry = is_dry_run(policy);
         let group = match (action, dry) {
             (Action::Allow, false) => Group::Allow,
@@ -169,7 +155,8 @@ pub(crate) fn compile(
             // the AUDIT filter's shadow rules (builder.go `build`), which report, never audit.
             (Action::Audit, true) => Group::DryAudit,
             (Action::Audit, false) => Group::Audit,
-            // Validation refuses dry-run CUSTOM policies too.
+            // Validation refuses CUSTOM (no ext_authz provider here); should one ever get
+            // past it, it fails closed: what its rules match is denied.
             (Action::Custom, true) => Group::DryDeny,
             (Action::Custom, false) => Group::Deny,
         };

@@ -90,6 +90,16 @@ pub enum Problem {
     CustomWithoutRules,
     #[error("is not supported with action CUSTOM")]
     NotWithCustom,
+    /// Istio hands what a CUSTOM policy matches to an ext_authz provider; this filter has none.
+    /// Denying what the rules match (Istio's answer when the provider is missing) would, inside
+    /// a mesh, deny requests Istio's own ext_authz filter lets through, and ignoring the policy
+    /// would let a standalone Envoy skip the check: the configuration is refused instead.
+    #[error(
+        "CUSTOM (ext_authz) is not supported: spiffe-authz has no ext_authz provider; leave \
+         CUSTOM policies to Envoy's ext_authz filter (Istio's own, in a mesh) and remove them \
+         from this configuration"
+    )]
+    CustomUnsupported,
     #[error("provider must only be set with action CUSTOM, found {0}")]
     ProviderWithoutCustom(String),
     #[error(

@@ -12,8 +12,12 @@
 //! their author wrote (a principal written with `spiffe://`, a `*` in the middle of a value)
 //! become configure-time warnings ([`warnings`]); the engine then matches them exactly as
 //! Istio's generated Envoy config does. Stricter than Istio's admission only where Envoy
-//! would refuse the config Istio builds (a path template without a leading `/`) or where
-//! Kubernetes fills in what a pasted policy may lack (`metadata.namespace`).
+//! would refuse the config Istio builds (a path template without a leading `/`), where
+//! Kubernetes fills in what a pasted policy may lack (`metadata.namespace`), and for action
+//! CUSTOM, which needs an ext_authz provider this filter does not have: denying what its rules
+//! match (Istio's answer to a missing provider) would deny, inside a mesh, requests Istio's
+//! own ext_authz filter lets through, and ignoring it would skip the check on a standalone
+//! Envoy, so the configuration is refused with that reason.
 //!
 //! Every error is collected (nothing stops at the first one).
 
@@ -170,6 +174,9 @@ impl<'a> Validator<'a> {
                 "spec.provider",
                 Problem::ProviderWithoutCustom(action_name(other).to_owned()),
             ),
+        }
+        if action == Action::Custom {
+            self.error_value("spec.action", "CUSTOM", Problem::CustomUnsupported);
         }
         if action == Action::Deny && rules.is_empty() {
             self.error("spec.rules", Problem::DenyWithoutRules);
