@@ -7,9 +7,9 @@ use super::condition_key::{ConditionKeyError, ConditionValueError};
 /// One reason a policy is rejected at configure time, or (from [`super::warnings`]) one value
 /// Istio admits that cannot do what it says.
 ///
-/// Display is one line: `ns-a/allow-get: spec.rules[0].to[0].operation.paths[1]: "*/a*": '*'
-/// may only be a prefix or a suffix` (policy, field path, quoted value when there is one, the
-/// broken rule).
+/// Display is one line: `ns-a/allow-get: spec.rules[0].to[0].operation.ports[1]: "80a": bad
+/// port: must be a decimal number in [0, 65535]` (policy, field path, quoted value when there
+/// is one, the broken rule).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationError {
     /// `namespace/name`, or `items[N]` for a list item without a name.
