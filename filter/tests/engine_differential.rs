@@ -5,8 +5,12 @@
 //!
 //! Values come from small pools so that rules collide with requests often; the pools cover
 //! every `Source` and `Operation` field and its `notX`, every condition key the engine
-//! supports except `experimental.*`, TCP connections, unknown addresses, dry-run spellings,
-//! AUDIT, root namespaces and selectors, targetRefs, trust-domain aliases and many policies.
+//! supports (`experimental.envoy.filters.*` metadata told, absent, of another kind or
+//! unknown included), keys Istio admits but cannot translate, TCP connections, unknown
+//! addresses, dry-run spellings, AUDIT, root namespaces and selectors, Gateway API gateways
+//! and their targetRefs, trust-domain aliases and many policies. Values Istio admits with a
+//! surprising meaning are drawn too: `spiffe://` principals, a `*` inside a value, IPv6 zones,
+//! `from: []`, values holding a newline against `*`, paths with a `#fragment`.
 //! How long: `SPIFFE_AUTHZ_DIFF_PAIRS` (default 1,000,000 in release, 100,000 in debug) and
 //! `SPIFFE_AUTHZ_DIFF_SEED`.
 
@@ -87,11 +91,24 @@ const PRINCIPAL_VALUES: &[&str] = &[
     "*alice",
     "*",
     "other.td/ns/foo/sa/alice",
+    // Istio adds `spiffe://` itself (srcPrincipalGenerator), so these never match a peer.
+    "spiffe://cluster.local/ns/foo/sa/alice",
+    "spiffe://*",
+    // A `*` inside a value is literal (matcher.StringMatcher checks a leading, then a
+    // trailing `*` only).
+    "cluster.local/ns/*/sa/alice",
+    "*/ns/*/sa/bob",
 ];
-const NAMESPACES: &[&str] = &["foo", "bar", "ba*", "*", "*oo", "f*"];
+const NAMESPACES: &[&str] = &["foo", "bar", "ba*", "*", "*oo", "f*", "f*o"];
 const SERVICE_ACCOUNTS: &[&str] = &["foo/alice", "bar/carol", "alice", "bob", "bar/alice"];
 const TRUST_DOMAINS: &[&str] = &["cluster.local", "td.new", "old.td", "other.td", "*", "*.td"];
-const IPS: &[&str] = &["10.0.0.1", "10.0.1.7", "192.168.1.1", "2001:db8::1"];
+const IPS: &[&str] = &[
+    "10.0.0.1",
+    "10.0.1.7",
+    "192.168.1.1",
+    "2001:db8::1",
+    "fe80::1",
+];
 const LOCAL_IPS: &[&str] = &["10.0.0.2", "10.0.1.7", "2001:db8::2"];
 const CIDRS: &[&str] = &[
     "10.0.0.0/8",
@@ -100,10 +117,12 @@ const CIDRS: &[&str] = &[
     "192.168.0.0/16",
     "2001:db8::/32",
     "0.0.0.0/0",
+    // Istio admits a zone on a single IPv6 address and drops it (netip.PrefixFrom).
+    "fe80::1%eth0",
 ];
 /// Paths Envoy refuses before any filter (an empty or relative path, a fragment, a newline):
 /// drawn 5% of the time, since they stop before the policies.
-const INVALID_PATHS: &[&str] = &["/ip#frag", "", "ip", "/a\nb"];
+const INVALID_PATHS: &[&str] = &["", "ip", "/a\nb"];
 const PATHS: &[&str] = &[
     "/",
     "/ip",
@@ -119,6 +138,11 @@ const PATHS: &[&str] = &[
     "/admin",
     "/admin/x.json",
     "/static/a.css",
+    // Istio's HCM strips the `#fragment` before any filter reads the path.
+    "/ip#frag",
+    "/api/v1/users#x",
+    "/ip?x=1#y",
+    "/admin#/../ip",
 ];
 const PATH_VALUES: &[&str] = &[
     "/ip",
@@ -133,9 +157,11 @@ const PATH_VALUES: &[&str] = &[
     "/{*}",
     "/{**}/users",
     "/{*}/v1/{**}",
+    "/api/*/users",
+    "*/admin*",
 ];
 const METHODS: &[&str] = &["GET", "POST", "DELETE", "get"];
-const METHOD_VALUES: &[&str] = &["GET", "POST", "P*", "*", "*ET"];
+const METHOD_VALUES: &[&str] = &["GET", "POST", "P*", "*", "*ET", "G*T"];
 const HOSTS: &[&str] = &["httpbin.foo", "HTTPBIN.foo:8000", "api.example.com", ""];
 const HOST_VALUES: &[&str] = &[
     "httpbin.foo",
@@ -144,9 +170,10 @@ const HOST_VALUES: &[&str] = &[
     "*",
     "*:8000",
     "HTTPBIN.FOO",
+    "*.example.*",
 ];
 const PORTS: &[&str] = &["8000", "9000", "80"];
-const HEADER_VALUES: &[&str] = &["admin", "guest", "adm*", "*st", "*", "admin,guest"];
+const HEADER_VALUES: &[&str] = &["admin", "guest", "adm*", "*st", "*", "admin,guest", "a*n*"];
 const HEADER_SENT: &[&str] = &["admin", "guest", "", "administrator"];
 const SNIS: &[&str] = &["a.example", "b.example", "*.example", "*", "a*"];
 const REQUEST_PRINCIPAL_VALUES: &[&str] = &[
@@ -161,6 +188,42 @@ const REQUEST_PRINCIPAL_VALUES: &[&str] = &[
 const AUDIENCES: &[&str] = &["a1", "a2", "a*", "*", "*2"];
 const PRESENTERS: &[&str] = &["web", "cli", "w*", "*"];
 const GROUPS: &[&str] = &["admin", "dev", "ad*", "*", "*ev"];
+/// `experimental.envoy.filters.<filter>[<key>]` keys: Istio cuts at the first `[`.
+const METADATA_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "experimental.envoy.filters.network.mysql_proxy[db.table]",
+        "envoy.filters.network.mysql_proxy",
+        "db.table",
+    ),
+    (
+        "experimental.envoy.filters.http.jwt_authn[role]",
+        "envoy.filters.http.jwt_authn",
+        "role",
+    ),
+];
+/// `[v]` is a list matcher on `v` with every outer bracket trimmed (envoyFilterGenerator).
+const METADATA_VALUES: &[&str] = &[
+    "admin",
+    "users",
+    "ad*",
+    "*min",
+    "*",
+    "[admin]",
+    "[ad*]",
+    "[*]",
+    "[[admin]]",
+    "[]",
+    "[admin",
+    "admin]",
+];
+const METADATA_STRINGS: &[&str] = &["admin", "users", "", "ad\nmin", "administrator", "[admin]"];
+/// Keys Istio's validation admits (only the `a[b]` shape is checked) that its generators
+/// cannot read: the ALLOW rule is dropped, elsewhere the condition ignored (checkError).
+const UNTRANSLATABLE_KEYS: &[&str] = &[
+    "request.headersX[x-role]",
+    "request.auth.claimsX[groups]",
+    "request.experimental.inline.headers[x-role]",
+];
 
 /// Each knob of a case: which Istio behaviour it exercises.
 struct Profile {
@@ -195,6 +258,14 @@ fn mesh(rng: &mut Rng) -> spiffe_authz::engine::EngineConfig {
         }
         2 => cfg.trust_domain_aliases = vec!["old.td".into()],
         _ => {}
+    }
+    if rng.chance(25) {
+        // A Gateway API gateway (Istio `ShouldAttachPolicy`): its targetRef policies
+        // apply, its selector policies too (ENABLE_SELECTOR_BASED_K8S_GATEWAY_POLICY).
+        cfg.workload.labels.insert(
+            "gateway.networking.k8s.io/gateway-name".into(),
+            rng.pick(&["gw", "gw2"]).into(),
+        );
     }
     cfg
 }
@@ -243,12 +314,17 @@ fn operation(rng: &mut Rng) -> Value {
 }
 
 fn condition(rng: &mut Rng) -> Value {
-    let (key, pool): (&str, &[&str]) = match rng.below(18) {
+    let (key, pool): (&str, &[&str]) = match rng.below(21) {
         0 => ("request.headers[x-role]", HEADER_VALUES),
         1 => (
             "request.headers[:path]",
-            &["/ip", "/ip?x=1", "/api/*", "*", "*=1"],
+            &["/ip", "/ip?x=1", "/api/*", "*", "*=1", "*#frag", "/admin"],
         ),
+        18 | 19 => (
+            METADATA_KEYS[rng.below(METADATA_KEYS.len())].0,
+            METADATA_VALUES,
+        ),
+        20 => (rng.pick(UNTRANSLATABLE_KEYS), HEADER_VALUES),
         2 => ("request.headers[X-Role]", HEADER_VALUES),
         3 => ("request.headers[:method]", METHOD_VALUES),
         4 => ("source.ip", CIDRS),
@@ -275,7 +351,11 @@ fn condition(rng: &mut Rng) -> Value {
 
 fn rule(rng: &mut Rng) -> Value {
     let mut r = serde_json::Map::new();
-    if rng.chance(70) {
+    // `from: []` / `to: []`: proto JSON decoding leaves them unset (Istio model.go New),
+    // so they constrain nothing.
+    if rng.chance(3) {
+        r.insert("from".into(), json!([]));
+    } else if rng.chance(70) {
         let n = 1 + rng.below(2);
         let froms: Vec<Value> = (0..n)
             .map(|_| {
@@ -289,7 +369,9 @@ fn rule(rng: &mut Rng) -> Value {
             .collect();
         r.insert("from".into(), json!(froms));
     }
-    if rng.chance(60) {
+    if rng.chance(3) {
+        r.insert("to".into(), json!([]));
+    } else if rng.chance(60) {
         let n = 1 + rng.below(2);
         let tos: Vec<Value> = (0..n)
             .map(|_| json!({"operation": operation(rng)}))
@@ -317,7 +399,8 @@ fn policies(rng: &mut Rng, p: &Profile) -> Vec<AuthorizationPolicy> {
                 // No action is ALLOW (istio.io: "the default is ALLOW").
                 spec.insert("action".into(), json!(action));
             }
-            if rng.chance(25) {
+            let attach = rng.below(100);
+            if attach < 25 {
                 let labels = match rng.below(5) {
                     0 => json!({"app": "httpbin"}),
                     1 => json!({"app": "other"}),
@@ -326,12 +409,25 @@ fn policies(rng: &mut Rng, p: &Profile) -> Vec<AuthorizationPolicy> {
                     _ => json!({}),
                 };
                 spec.insert("selector".into(), json!({"matchLabels": labels}));
-            }
-            if rng.chance(3) {
-                spec.insert(
-                    "targetRefs".into(),
-                    json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]),
-                );
+            } else if attach < 40 {
+                // Only one of selector, targetRef, targetRefs (Istio validateOneOfSelectorType).
+                // Every kind Istio's allowedTargetRefs admits; only a Gateway API `Gateway`
+                // naming this gateway attaches to it (GatewayClass only to waypoints).
+                let refs = [
+                    json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}),
+                    json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}),
+                    json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw2"}),
+                    json!({"group": "gateway.networking.k8s.io", "kind": "GatewayClass", "name": "gw"}),
+                    json!({"kind": "Service", "name": "gw"}),
+                    json!({"group": "networking.istio.io", "kind": "ServiceEntry", "name": "gw"}),
+                ];
+                let mut pick = || refs[rng.below(refs.len())].clone();
+                if attach < 32 {
+                    spec.insert("targetRef".into(), pick());
+                } else {
+                    let list: Vec<Value> = (0..2).map(|_| pick()).collect();
+                    spec.insert("targetRefs".into(), json!(list));
+                }
             }
             match rng.below(20) {
                 // istio.io: no rules and `rules: []` match nothing.
@@ -405,29 +501,47 @@ fn request(rng: &mut Rng) -> Req {
             ("https://other.example", "bob"),
             // No subject: `*` requires both halves (Istio requestPrincipalGenerator).
             ("https://issuer.example", ""),
-        ][rng.below(4)];
+            // `*` is the regex `.+`, which RE2 never matches across a newline.
+            ("https://issuer.example", "ali\nce"),
+        ][rng.below(5)];
         let mut claims = json!({"iss": iss, "sub": sub});
         if rng.chance(60) {
             claims["aud"] = if rng.chance(50) {
-                json!(rng.pick(&["a1", "a2", ""]))
+                json!(rng.pick(&["a1", "a2", "", "a\n2"]))
             } else {
                 json!(["a1", "a2"])
             };
         }
         if rng.chance(50) {
-            claims["azp"] = json!(rng.pick(&["web", "cli", ""]));
+            claims["azp"] = json!(rng.pick(&["web", "cli", "", "w\neb"]));
         }
         if rng.chance(60) {
             claims["groups"] = if rng.chance(50) {
-                json!(rng.pick(&["admin", "dev", ""]))
+                json!(rng.pick(&["admin", "dev", "", "ad\nmin"]))
             } else {
                 json!(["dev", "admin", 7])
             };
         }
         if rng.chance(40) {
-            claims["realm"] = json!({"role": rng.pick(&["admin", "dev"])});
+            claims["realm"] = json!({"role": rng.pick(&["admin", "dev", "d\nev"])});
         }
         r = r.jwt(&format!("{iss}/{sub}"), claims);
+    }
+    // Dynamic metadata another filter wrote: a string, a list (by its strings), absent, a
+    // number-like other kind, or unknown (the host could not tell: not listed).
+    for &(_, filter, key) in METADATA_KEYS {
+        let value = match rng.below(10) {
+            0 => continue,
+            1 => Meta::Absent,
+            2 => Meta::Other,
+            3..=6 => Meta::Str(rng.pick(METADATA_STRINGS).to_owned()),
+            _ => Meta::List(
+                (0..rng.below(3))
+                    .map(|_| rng.pick(METADATA_STRINGS).to_owned())
+                    .collect(),
+            ),
+        };
+        r = r.metadata(filter, key, value);
     }
     if rng.chance(20) {
         r = r.tcp();
@@ -449,11 +563,48 @@ struct Tally {
     invalid_path: u64,
     dry_run: u64,
     audit: u64,
+    /// Lines naming a rule with an `experimental.envoy.filters.*` condition.
+    by_metadata_rule: u64,
+    /// Lines naming a rule of a policy attached to the gateway by targetRef(s).
+    by_gateway_policy: u64,
+    /// Lines naming a rule whose untranslatable condition was ignored (DENY, AUDIT).
+    by_untranslatable_rule: u64,
+}
+
+/// The rules a decision line names (`... by <ns>/<name> rule <i>`), to see which generated
+/// features actually decided something.
+fn named_rules<'p>(
+    ps: &'p [AuthorizationPolicy],
+    line: &str,
+) -> Vec<(&'p AuthorizationPolicy, &'p spiffe_authz::policy::Rule)> {
+    line.split(" by ")
+        .skip(1)
+        .filter_map(|rest| {
+            let (key, tail) = rest.split_once(" rule ")?;
+            let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+            let i: usize = digits.parse().ok()?;
+            let p = ps.iter().find(|p| p.key() == key)?;
+            Some((p, p.spec.rules.as_ref()?.get(i)?))
+        })
+        .collect()
 }
 
 impl Tally {
-    fn add(&mut self, r: &Req, line: &str) {
+    fn add(&mut self, ps: &[AuthorizationPolicy], r: &Req, line: &str) {
         self.pairs += 1;
+        let named = named_rules(ps, line);
+        let any = |f: &dyn Fn(&AuthorizationPolicy, &spiffe_authz::policy::Rule) -> bool| {
+            u64::from(named.iter().any(|(p, rule)| f(p, rule)))
+        };
+        self.by_metadata_rule +=
+            any(&|_, rule| rule.when.iter().any(|c| c.key.starts_with("experimental.")));
+        self.by_gateway_policy +=
+            any(&|p, _| p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty());
+        self.by_untranslatable_rule += any(&|_, rule| {
+            rule.when
+                .iter()
+                .any(|c| UNTRANSLATABLE_KEYS.contains(&c.key.as_str()))
+        });
         self.tcp += u64::from(r.tcp);
         let first = line.split(';').next().unwrap_or("");
         self.allowed_by += u64::from(first.starts_with("allow: allowed by"));
@@ -480,6 +631,21 @@ impl Tally {
         ] {
             assert!(
                 n >= floor,
+                "the generator reached {what} {n} times: {self:?}"
+            );
+        }
+        // Features rarer by design (a gateway workload, one key among twenty): each still
+        // decides at least 0.1% of the pairs.
+        for (what, n) in [
+            ("a metadata rule deciding", self.by_metadata_rule),
+            ("a gateway policy deciding", self.by_gateway_policy),
+            (
+                "an untranslatable rule deciding",
+                self.by_untranslatable_rule,
+            ),
+        ] {
+            assert!(
+                n >= self.pairs / 1000,
                 "the generator reached {what} {n} times: {self:?}"
             );
         }
@@ -524,7 +690,7 @@ fn run(seed: u64, pairs: u64, profile: &Profile) -> Tally {
                      reference: {want}\n  request: {r:?}\n  mesh: {cfg:?}\n  policies: {json}"
                 );
             }
-            tally.add(&r, &got);
+            tally.add(&ps, &r, &got);
         }
         case += 1;
         tally.cases = case;

@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use spiffe_authz::engine::EngineConfig;
 use spiffe_authz::policy::{Action, AuthorizationPolicy, Condition, Operation, Rule, Source};
 
-use super::engine_support::Req;
+use super::engine_support::{Meta, Req};
 
 /// Istio's string match on a value: `*` alone is presence, `*x` a suffix, `x*` a prefix,
 /// anything else exact. `star_allows_empty`: whether presence is satisfied by an empty value
@@ -49,7 +49,9 @@ fn in_cidr(block: &str, ip: IpAddr) -> bool {
     let (addr, len) = match block.split_once('/') {
         Some((a, l)) => (a.parse::<IpAddr>().unwrap(), l.parse::<u32>().unwrap()),
         None => {
-            let a = block.parse::<IpAddr>().unwrap();
+            // Istio `util.AddrStrToCidrRange` builds the range with `netip.PrefixFrom`,
+            // which keeps no zone: `fe80::1%eth0` is `fe80::1/128`.
+            let a = block.split('%').next().unwrap().parse::<IpAddr>().unwrap();
             (a, if a.is_ipv4() { 32 } else { 128 })
         }
     };
@@ -309,6 +311,49 @@ fn claim_value(v: &str, r: &Req, path: &[&str]) -> bool {
     }
 }
 
+/// Istio's `matcher.StringMatcher` on a metadata string: `*` is the regex `.+` (RE2 `.`
+/// stops at `\n`), `*x` a suffix, `x*` a prefix, else exact.
+fn metadata_string(pattern: &str, value: &str) -> bool {
+    glob(pattern, value, false)
+}
+
+/// One `values` entry of `experimental.envoy.filters.<filter>[<key>]` against the value the
+/// host told. Istio `envoyFilterGenerator.permission`: a value that starts with `[` and ends
+/// with `]` becomes `list_match.one_of` on the value with every leading and trailing bracket
+/// trimmed (Go `strings.Trim(v, "[]")`), any other a `string_match`. Envoy's
+/// `ValueMatcher`s only match their own kind of `google.protobuf.Value`: a string matcher
+/// never a list, number or unset value; a list matcher only a list with a matching string
+/// element (`source/common/common/matchers.cc`).
+fn metadata_value(v: &str, told: &Meta) -> bool {
+    if v.starts_with('[') && v.ends_with(']') {
+        let inner = v.trim_matches(['[', ']']);
+        match told {
+            Meta::List(items) => items.iter().any(|s| metadata_string(inner, s)),
+            _ => false,
+        }
+    } else {
+        match told {
+            Meta::Str(s) => metadata_string(v, s),
+            _ => false,
+        }
+    }
+}
+
+/// Keys Istio's validation admits (`security.go` `validateMapKey` checks only the `a[b]`
+/// shape) but its generators cannot read: `request.headers` and `request.auth.claims`
+/// followed by anything but `[` (`extractNameInBrackets` / `extractNameInNestedBrackets`
+/// fail), and the inline-header key the plugin does not implement. Istio's `checkError`
+/// drops the ALLOW rule using one and ignores the condition anywhere else.
+fn untranslatable(key: &str) -> bool {
+    let unreadable = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.starts_with('['))
+    };
+    unreadable("request.headers")
+        || unreadable("request.auth.claims")
+        || key.starts_with("request.experimental.inline.headers")
+}
+
 /// Everything a match needs besides the request.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
@@ -373,6 +418,26 @@ fn operation_matches(o: &Operation, r: &Req, x: Ctx<'_>) -> bool {
 fn condition_matches(c: &Condition, r: &Req, x: Ctx<'_>) -> bool {
     let key = c.key.as_str();
     let (vs, nvs) = (&c.values, &c.not_values);
+    if untranslatable(key) {
+        return true;
+    }
+    if let Some((filter, metadata_key)) = key
+        .strip_prefix("experimental.")
+        .and_then(|k| k.strip_suffix(']'))
+        .and_then(|k| k.split_once('['))
+    {
+        // Not HTTP-only: Istio emits it for TCP filter chains too. A pair the host could
+        // not tell fails closed like an unknown address.
+        let told = r
+            .metadata
+            .iter()
+            .find(|(f, k, _)| f == filter && k == metadata_key)
+            .map(|(_, _, v)| v);
+        return match told {
+            Some(told) => field(vs, nvs, |v| metadata_value(v, told)),
+            None => x.unknown,
+        };
+    }
     if key.starts_with("request.") && x.tcp {
         return true;
     }
@@ -467,12 +532,14 @@ fn rule_matches(rule: &Rule, r: &Req, x: Ctx<'_>) -> bool {
 /// (Istio `ShouldAttachPolicy`).
 fn applies(p: &AuthorizationPolicy, cfg: &EngineConfig) -> bool {
     let ns = &p.metadata.namespace;
-    let refs: Vec<_> = p
-        .spec
-        .target_refs
-        .iter()
-        .chain(&p.spec.target_ref)
-        .collect();
+    // Istio `GetTargetRefs`: `targetRefs`, and the legacy `targetRef` only when that is empty.
+    let refs: Vec<_> = if p.spec.target_refs.is_empty() {
+        p.spec.target_ref.iter().collect()
+    } else {
+        p.spec.target_refs.iter().collect()
+    };
+    // A `GatewayClass` reference attaches only to waypoints (`ShouldAttachPolicy`), which
+    // this filter never guards; a `Service` one likewise.
     if !refs.is_empty() {
         let gateway = cfg
             .workload
@@ -518,6 +585,9 @@ fn matches_of(
     for p in policies.iter().filter(|p| p.action() == action) {
         for (i, rule) in p.spec.rules.iter().flatten().enumerate() {
             if r.tcp && action == Action::Allow && uses_http_only(rule) {
+                continue;
+            }
+            if action == Action::Allow && rule.when.iter().any(|c| untranslatable(&c.key)) {
                 continue;
             }
             let x = Ctx {
