@@ -29,6 +29,7 @@ mod engine_support;
 use engine_support::*;
 use serde_json::{json, Value};
 use spiffe_authz::engine::Engine;
+use spiffe_authz::normalize::PathNormalization;
 use spiffe_authz::policy::AuthorizationPolicy;
 
 /// xorshift64*: tiny, deterministic, good enough to pick from pools.
@@ -143,6 +144,14 @@ const PATHS: &[&str] = &[
     "/api/v1/users#x",
     "/ip?x=1#y",
     "/admin#/../ip",
+    // Dot segments and doubled slashes: what BASE and MERGE_SLASHES rewrite.
+    "/api/./v1/users",
+    "/api/v2/../v1/users",
+    "/admin/..",
+    "/./ip",
+    "/static/../admin/x.json",
+    "//api//v1/users",
+    "/api/v1/users/.?x=/..",
 ];
 const PATH_VALUES: &[&str] = &[
     "/ip",
@@ -259,6 +268,13 @@ fn mesh(rng: &mut Rng) -> spiffe_authz::engine::EngineConfig {
         2 => cfg.trust_domain_aliases = vec!["old.td".into()],
         _ => {}
     }
+    // Istio `meshConfig.pathNormalization` (BASE is Istio's default).
+    cfg.path_normalization = match rng.below(5) {
+        0 | 1 => PathNormalization::None,
+        2 => PathNormalization::Base,
+        3 => PathNormalization::MergeSlashes,
+        _ => PathNormalization::DecodeAndMergeSlashes,
+    };
     if rng.chance(25) {
         // A Gateway API gateway (Istio `ShouldAttachPolicy`): its targetRef policies
         // apply, its selector policies too (ENABLE_SELECTOR_BASED_K8S_GATEWAY_POLICY).
@@ -457,7 +473,14 @@ fn policies(rng: &mut Rng, p: &Profile) -> Vec<AuthorizationPolicy> {
         .collect()
 }
 
-fn request(rng: &mut Rng) -> Req {
+/// Whether the reference's normalization (dot segments, merged slashes) is all Envoy's
+/// canonicalizer would change in `path`: no escapes, backslashes, spaces or non-ASCII.
+fn plain_path(path: &str) -> bool {
+    path.bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
+}
+
+fn request(rng: &mut Rng, normalization: PathNormalization) -> Req {
     let mut r = req();
     if rng.chance(80) {
         r = r.principal(rng.pick(PRINCIPALS));
@@ -471,7 +494,12 @@ fn request(rng: &mut Rng) -> Req {
         .path(if rng.chance(5) {
             rng.pick(INVALID_PATHS)
         } else {
-            rng.pick(PATHS)
+            loop {
+                let p = rng.pick(PATHS);
+                if normalization == PathNormalization::None || plain_path(p) {
+                    break p;
+                }
+            }
         })
         .host(rng.pick(HOSTS));
     // The host may not know an address (e.g. the socket peer behind x-forwarded-for).
@@ -680,7 +708,7 @@ fn run(seed: u64, pairs: u64, profile: &Profile) -> Tally {
             Err(e) => panic!("seed {seed:#x} case {case}: compile failed: {e:?}"),
         };
         for _ in 0..profile.requests_per_case {
-            let r = request(&mut rng);
+            let r = request(&mut rng, cfg.path_normalization);
             let got = r.decide(&engine).to_string();
             let want = engine_reference::decide(&ps, &cfg, &r);
             if got != want {

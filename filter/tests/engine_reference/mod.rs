@@ -25,6 +25,7 @@
 use std::net::IpAddr;
 
 use spiffe_authz::engine::EngineConfig;
+use spiffe_authz::normalize::PathNormalization;
 use spiffe_authz::policy::{Action, AuthorizationPolicy, Condition, Operation, Rule, Source};
 
 use super::engine_support::{Meta, Req};
@@ -105,6 +106,61 @@ fn path_only(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or("")
 }
 
+/// RFC 3986 section 5.2.4 "Remove Dot Segments" on an absolute path: `.` segments go, `..`
+/// takes the segment before it (never above the root), and a path ending in either keeps a
+/// trailing `/`.
+fn remove_dot_segments(path: &str) -> String {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let mut kept: Vec<&str> = Vec::new();
+    for s in &segments {
+        match *s {
+            "." => {}
+            ".." => {
+                kept.pop();
+            }
+            other => kept.push(other),
+        }
+    }
+    let mut out = format!("/{}", kept.join("/"));
+    if matches!(segments.last(), Some(&("." | ".."))) && !kept.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// The path (query and fragment cut) after the HCM settings Istio's
+/// `meshConfig.pathNormalization` option turns on (istio.io ProxyConfig / MeshConfig
+/// "ProxyPathNormalization"): BASE is Envoy's `normalize_path` (RFC 3986), MERGE_SLASHES adds
+/// `merge_slashes`, DECODE_AND_MERGE_SLASHES also unescapes `%2F` / `%5C` (the generator
+/// draws none). Only paths without `%`, `\`, spaces or non-ASCII are drawn under an option,
+/// so RFC 3986 dot-segment removal is all Envoy's canonicalizer changes in them.
+fn normalized(path: &str, option: PathNormalization) -> String {
+    let path = path_only(path);
+    match option {
+        PathNormalization::None => path.to_owned(),
+        PathNormalization::Base => remove_dot_segments(path),
+        PathNormalization::MergeSlashes | PathNormalization::DecodeAndMergeSlashes => {
+            let mut merged = String::new();
+            for c in remove_dot_segments(path).chars() {
+                if !(c == '/' && merged.ends_with('/')) {
+                    merged.push(c);
+                }
+            }
+            merged
+        }
+    }
+}
+
+/// `:path` as the RBAC filter reads it: the normalized path with the query (the HCM cut the
+/// fragment before normalizing; Envoy's normalization leaves the query alone).
+fn path_header(path: &str, option: PathNormalization) -> String {
+    let no_fragment = path.split('#').next().unwrap_or_default();
+    match no_fragment.split_once('?') {
+        Some((_, query)) => format!("{}?{query}", normalized(path, option)),
+        None => normalized(path, option),
+    }
+}
+
 /// Envoy's `uri_template` path characters (RFC 3986 pchar minus `*`, `/`).
 fn path_chars(s: &str) -> bool {
     s.bytes()
@@ -146,11 +202,12 @@ fn path_value(pattern: &str, path: &str) -> bool {
 
 /// Every value of a header, pseudo-headers included (Envoy's header map has them), each
 /// matched on its own as patched Envoy does (CVE-2026-26308).
-fn header_values<'a>(r: &'a Req, name: &str) -> Vec<&'a str> {
+fn header_values(r: &Req, name: &str, option: PathNormalization) -> Vec<String> {
+    // The HCM strips the fragment and normalizes before any filter reads `:path`.
+    let path = path_header(&r.path, option);
     let pseudo = [
         (":method", r.method.as_str()),
-        // The HCM strips the fragment before any filter reads `:path`.
-        (":path", r.path.split('#').next().unwrap_or_default()),
+        (":path", path.as_str()),
         (":authority", r.host.as_str()),
     ];
     r.headers
@@ -158,7 +215,7 @@ fn header_values<'a>(r: &'a Req, name: &str) -> Vec<&'a str> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .chain(pseudo)
         .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.to_owned())
         .collect()
 }
 
@@ -408,7 +465,8 @@ fn operation_matches(o: &Operation, r: &Req, x: Ctx<'_>) -> bool {
     // istio.io Operation.hosts: case-insensitive, compared with `:authority` as sent.
     let host = |v: &str| glob(&v.to_ascii_lowercase(), &r.host.to_ascii_lowercase(), true);
     let method = |v: &str| glob(v, &r.method, true);
-    let path = |v: &str| path_value(v, path_only(&r.path));
+    let normalized_path = normalized(&r.path, x.cfg.path_normalization);
+    let path = |v: &str| path_value(v, &normalized_path);
     ports
         && field(&o.hosts, &o.not_hosts, host)
         && field(&o.methods, &o.not_methods, method)
@@ -445,7 +503,7 @@ fn condition_matches(c: &Condition, r: &Req, x: Ctx<'_>) -> bool {
         .strip_prefix("request.headers[")
         .and_then(|k| k.strip_suffix(']'))
     {
-        let values = header_values(r, name);
+        let values = header_values(r, name, x.cfg.path_normalization);
         return field(vs, nvs, |v| values.iter().any(|h| glob(v, h, true)));
     }
     if let Some(path) = key
