@@ -209,6 +209,12 @@ const METADATA_KEYS: &[(&str, &str, &str)] = &[
         "envoy.filters.http.jwt_authn",
         "role",
     ),
+    // SplitN at the first `[`: one key `b][c`, not a path.
+    (
+        "experimental.envoy.filters.a[b][c]",
+        "envoy.filters.a",
+        "b][c",
+    ),
 ];
 /// `[v]` is a list matcher on `v` with every outer bracket trimmed (envoyFilterGenerator).
 const METADATA_VALUES: &[&str] = &[
@@ -830,6 +836,11 @@ const NASTY_KEYS: &[&str] = &[
     "request.auth.audiences",
     "request.auth.presenter",
     "experimental.envoy.filters.a[b]",
+    "experimental.envoy.filters.a[b][c]",
+    "experimental.envoy.filters.[c]",
+    "request.headersX[a]",
+    "request.auth.claimsX[a]",
+    "request.experimental.inline.headers[a]",
     "nope",
     "",
 ];
@@ -896,6 +907,19 @@ fn nothing_panics_on_hostile_policies_and_requests() {
                 r = r.jwt(
                     rng.pick(NASTY),
                     json!({"a": {"b": [rng.pick(NASTY), 1, null]}, "sub": rng.pick(NASTY)}),
+                );
+            }
+            if rng.chance(30) {
+                let value = match rng.below(4) {
+                    0 => Meta::Absent,
+                    1 => Meta::Other,
+                    2 => Meta::Str(rng.pick(NASTY).to_owned()),
+                    _ => Meta::List(nasty_list(&mut rng)),
+                };
+                r = r.metadata(
+                    rng.pick(&["envoy.filters.a", "envoy.filters."]),
+                    rng.pick(&["b", "b][c", "c"]),
+                    value,
                 );
             }
             if rng.chance(20) {
