@@ -209,19 +209,33 @@ impl PluginConfig {
     /// policies are the reason the plugin exists, so their absence is a deployment mistake
     /// (an explicit `"policies": []` allows everything, as Istio does without policies).
     pub fn parse(bytes: Option<&[u8]>) -> Result<PluginConfig, Vec<ConfigError>> {
-        let bytes = bytes.unwrap_or_default();
+        Self::from_tree(Self::tree(bytes.unwrap_or_default())?)
+    }
+
+    /// [`PluginConfig::parse`], freeing the bytes as soon as their JSON tree is built: a large
+    /// configuration's text is then not alive beside its policies and their compiled form.
+    pub fn parse_owned(bytes: Option<Vec<u8>>) -> Result<PluginConfig, Vec<ConfigError>> {
+        let tree = Self::tree(bytes.as_deref().unwrap_or_default());
+        drop(bytes);
+        Self::from_tree(tree?)
+    }
+
+    fn tree(bytes: &[u8]) -> Result<Json, Vec<ConfigError>> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(vec![ConfigError::new(
                 "policies",
                 "the plugin configuration is empty; it needs at least \"policies\" ([] allows every request)",
             )]);
         }
-        let value = json::parse(bytes).map_err(|e| {
+        json::parse(bytes).map_err(|e| {
             vec![ConfigError::new(
                 "(configuration)",
                 format!("not valid JSON: {e}"),
             )]
-        })?;
+        })
+    }
+
+    fn from_tree(value: Json) -> Result<PluginConfig, Vec<ConfigError>> {
         let Json::Object(object) = value else {
             return Err(vec![ConfigError::new(
                 "(configuration)",
@@ -236,7 +250,10 @@ impl PluginConfig {
     fn from_object(object: Vec<(String, Json)>) -> Result<PluginConfig, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut config = PluginConfig::default();
-        let object = Json::Object(object);
+        let mut object = Json::Object(object);
+        // Moved out now and converted last (where its errors have always been reported), so
+        // the rest of the tree is freed before the policies are read.
+        let policies = object.take("policies");
 
         if let Json::Object(entries) = &object {
             for (key, _) in entries {
@@ -362,7 +379,8 @@ impl PluginConfig {
         if let Some(v) = read(take("cacheConnectionFacts"), Json::read_bool, &mut errors) {
             config.cache_connection_facts = v;
         }
-        match object.get("policies") {
+        drop(object);
+        match policies {
             None => errors.push(ConfigError::new(
                 "policies",
                 "required: the list of AuthorizationPolicy objects ([] allows every request)",
@@ -474,5 +492,46 @@ fn kind_of(v: &Json) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "an array",
         Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PluginConfig;
+
+    /// The glue reads its configuration through `parse_owned`, which frees the bytes early and
+    /// the tree as it goes; it must accept and refuse exactly what `parse` does, with the same
+    /// errors in the same order (the field paths of `filter/tests/config_plugin.rs`).
+    #[test]
+    fn parse_owned_agrees_with_parse() {
+        let cases: &[(&str, &str)] = &[
+            ("no bytes is the empty configuration", ""),
+            ("whitespace only is empty too", " \n"),
+            ("not JSON", "policies: []"),
+            ("not an object", "[]"),
+            ("the minimal configuration", r#"{"policies": []}"#),
+            (
+                "unknown fields first, then field errors, policies last",
+                r#"{"zz": 1, "policies": [{"spec": {"action": "NOPE"}}], "logLevel": "x"}"#,
+            ),
+            ("policies missing", r#"{"trustDomain": "td"}"#),
+            ("policies null", r#"{"policies": null}"#),
+            (
+                "a List with items",
+                r#"{"workload": {"namespace": "a"}, "policies": {"kind": "List", "items": [
+                    {"metadata": {"name": "p", "namespace": "a"}, "spec": {"rules": [{}]}},
+                    {"metadata": {"name": "p", "namespace": "a"}, "spec": {}}]}}"#,
+            ),
+            (
+                "one policy object",
+                r#"{"policies": {"metadata": {"name": "p"}, "spec": {"action": "DENY", "rules": [{}]}}}"#,
+            ),
+        ];
+        for (behaviour, text) in cases {
+            let by_ref = PluginConfig::parse(Some(text.as_bytes()));
+            let owned = PluginConfig::parse_owned(Some(text.as_bytes().to_vec()));
+            assert_eq!(owned, by_ref, "{behaviour}");
+        }
+        assert_eq!(PluginConfig::parse_owned(None), PluginConfig::parse(None));
     }
 }

@@ -356,7 +356,7 @@ pub fn configure<H: Host + ?Sized>(
             message: format!("cannot read the plugin configuration: {e}"),
         }]
     })?;
-    let mut config = PluginConfig::parse(bytes.as_deref())?;
+    let mut config = PluginConfig::parse_owned(bytes)?;
     let workload = match config.workload.clone() {
         Some(w) => w,
         None => node_workload(host)?,

@@ -183,6 +183,19 @@ impl Json {
             .map(|(_, v)| v)
     }
 
+    /// Moves the value under `key` out of an object, leaving the object without it; `None`
+    /// for a missing key or a non-object. Lets a caller convert and free one subtree at a
+    /// time instead of holding the whole tree beside what it is converted into.
+    pub fn take(&mut self, key: &str) -> Option<Json> {
+        let Json::Object(entries) = self else {
+            return None;
+        };
+        let i = entries
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()?;
+        Some(entries.remove(i).1)
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Json::String(s) => Some(s),
@@ -496,7 +509,12 @@ impl Parser<'_> {
             self.skip_whitespace();
             match self.next() {
                 Some(b',') => self.no_trailing_comma(b']')?,
-                Some(b']') => return Ok(Json::Array(items)),
+                Some(b']') => {
+                    // Growth leaves up to half a vector unused (four slots for one item), and
+                    // a large configuration is mostly one-item lists.
+                    items.shrink_to_fit();
+                    return Ok(Json::Array(items));
+                }
                 Some(_) => return Err(self.error("expected `,` or `]`")),
                 None => return Err(self.error("EOF while parsing a list")),
             }
@@ -530,7 +548,11 @@ impl Parser<'_> {
             self.skip_whitespace();
             match self.next() {
                 Some(b',') => self.no_trailing_comma(b'}')?,
-                Some(b'}') => return Ok(Json::Object(entries)),
+                Some(b'}') => {
+                    // As for arrays: most objects of a large configuration have one key.
+                    entries.shrink_to_fit();
+                    return Ok(Json::Object(entries));
+                }
                 Some(_) => return Err(self.error("expected `,` or `}`")),
                 None => return Err(self.error("EOF while parsing an object")),
             }
@@ -916,5 +938,49 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(e.path(), "a[0].b.c");
+    }
+}
+
+#[cfg(test)]
+mod take_tests {
+    use super::*;
+
+    /// `take` moves one key's value out and leaves the rest sorted and findable, as the
+    /// configuration reader relies on when it takes `policies` first and reads the other
+    /// fields after.
+    #[test]
+    fn take_moves_one_key_out_and_keeps_the_rest() {
+        let mut v = parse(br#"{"policies": [1], "b": true, "z": null}"#).unwrap();
+        assert_eq!(
+            v.take("policies"),
+            Some(Json::Array(vec![Json::Number(Number::Unsigned(1))]))
+        );
+        assert_eq!(v.take("policies"), None, "taken once");
+        assert_eq!(v.get("b"), Some(&Json::Bool(true)));
+        assert_eq!(v.get("z"), Some(&Json::Null));
+        assert_eq!(Json::Array(Vec::new()).take("b"), None, "not an object");
+    }
+
+    /// Containers are trimmed to their length once read, so a one-item list holds one slot
+    /// (growth would have left four).
+    #[test]
+    fn containers_hold_no_spare_slots() {
+        let v = parse(br#"{"a": [{"b": 1}], "c": {"d": [1, 2, 3]}}"#).unwrap();
+        let Json::Object(top) = &v else {
+            panic!("an object")
+        };
+        assert_eq!(top.capacity(), 2);
+        let Some(Json::Array(a)) = v.get("a") else {
+            panic!("a list")
+        };
+        assert_eq!(a.capacity(), 1);
+        let Some(Json::Object(b)) = a.first() else {
+            panic!("an object")
+        };
+        assert_eq!(b.capacity(), 1);
+        let Some(Json::Array(d)) = v.get("c").and_then(|c| c.get("d")) else {
+            panic!("a list")
+        };
+        assert_eq!(d.capacity(), 3);
     }
 }

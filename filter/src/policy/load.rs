@@ -24,17 +24,20 @@ use super::validate::{label, policy_label, validate_labelled};
 /// Every error of every item is returned, each naming the policy (`namespace/name`, or
 /// `items[N]` for an item without a name), the field path and the value.
 pub fn parse_policies(value: &Value) -> Result<Vec<AuthorizationPolicy>, Vec<ValidationError>> {
-    parse_policies_json(&Json::from(value))
+    parse_policies_json(Json::from(value))
 }
 
 /// [`parse_policies`] on the plugin's own JSON tree (what the `.wasm` uses: no
-/// `serde_json::Value` on that path).
-pub fn parse_policies_json(value: &Json) -> Result<Vec<AuthorizationPolicy>, Vec<ValidationError>> {
+/// `serde_json::Value` on that path). The tree is taken by value and each item freed once it
+/// is read, so the tree and the policies read from it are never both whole in memory.
+pub fn parse_policies_json(
+    mut value: Json,
+) -> Result<Vec<AuthorizationPolicy>, Vec<ValidationError>> {
     let (items, is_list) = match value {
-        Json::Array(items) => (items.as_slice(), true),
-        Json::Object(_) if is_list_object(value) => match value.get("items") {
-            Some(Json::Array(items)) => (items.as_slice(), true),
-            None | Some(Json::Null) => (&[][..], true),
+        Json::Array(items) => (items, true),
+        Json::Object(_) if is_list_object(&value) => match value.take("items") {
+            Some(Json::Array(items)) => (items, true),
+            None | Some(Json::Null) => (Vec::new(), true),
             Some(_) => {
                 return Err(vec![ValidationError::new(
                     "<list>",
@@ -43,7 +46,7 @@ pub fn parse_policies_json(value: &Json) -> Result<Vec<AuthorizationPolicy>, Vec
                 )])
             }
         },
-        Json::Object(_) => (std::slice::from_ref(value), false),
+        Json::Object(_) => (vec![value], false),
         _ => {
             return Err(vec![ValidationError::new(
                 "<config>",
@@ -59,16 +62,18 @@ pub fn parse_policies_json(value: &Json) -> Result<Vec<AuthorizationPolicy>, Vec
     let mut policies = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let item_index = is_list.then_some(i);
-        let raw_label = raw_label(item, item_index);
+        let raw_label = raw_label(&item, item_index);
         let errors_before = errors.len();
         // `from: []` / `to: []` are no error: Istio's Go tests reject an empty non-nil list
         // (validation_test.go "from-empty", "to-empty"), but a policy read from YAML or JSON
         // goes through proto JSON decoding, which leaves an empty repeated field nil, so the
         // webhook admits it and the builder reads it as absent (any source, any operation),
         // as the model here does.
-        match read_policy(item) {
+        let read = read_policy(&item);
+        drop(item);
+        match read {
             Ok(policy) => {
                 let label = policy_label(&policy, item_index);
                 errors.extend(validate_labelled(&policy, &label));
