@@ -193,6 +193,14 @@ const REQUEST_PRINCIPAL_VALUES: &[&str] = &[
     "*.example/bob",
     "https://issuer.example/al*",
     "https://other.example/bob",
+    // Istio extendedPrincipal: a leading `*` leaves the subject exact, a `*` inside is
+    // literal, a value without `/` is one half.
+    "*/al*",
+    "*.example/*",
+    "https://*/alice",
+    "https://issuer.example/*e",
+    "*ice",
+    "https://issuer*",
 ];
 const AUDIENCES: &[&str] = &["a1", "a2", "a*", "*", "*2"];
 const PRESENTERS: &[&str] = &["web", "cli", "w*", "*"];

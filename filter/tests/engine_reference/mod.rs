@@ -323,9 +323,13 @@ fn trust_domain_value(v: &str, principal: Option<&str>, cfg: &EngineConfig) -> b
     glob(v, td, false) || (b.contains(&v) && b.contains(&td))
 }
 
-/// `requestPrincipals` / `request.auth.principal`: `<iss>/<sub>` of the JWT, the value split
-/// at its last `/` and each half matched on its own (Istio `requestPrincipalGenerator`); `*`
-/// means both are there.
+/// `requestPrincipals` / `request.auth.principal`: `<iss>/<sub>` of the JWT, each half
+/// matched on its own (Istio `requestPrincipalGenerator.extendedPrincipal`). The value splits
+/// at its last `/`. `*` alone: both halves present (`.+`). A leading `*`: with a `/`, the
+/// issuer is `*` = `.+` or `*x` = suffix `x` and the subject is exact (a `*` in it literal);
+/// without one, any issuer and the subject ends with the rest. A trailing `*` (and no leading
+/// one): with a `/`, the issuer is exact and the subject `*` = `.+` or `x*` = prefix `x`;
+/// without one, the issuer starts with the rest and any subject. Anything else: both exact.
 fn request_principal_value(v: &str, r: &Req) -> bool {
     let Some(auth) = &r.auth else { return false };
     let claim = |k: &str| {
@@ -342,11 +346,43 @@ fn request_principal_value(v: &str, r: &Req) -> bool {
             (i.to_owned(), s.to_owned())
         }
     };
+    // `.+` under RE2: at least one character, none of them a newline.
+    let any = |x: &str| !x.is_empty() && !x.contains('\n');
+    let split = v.rsplit_once('/');
     if v == "*" {
-        return glob(v, &iss, false) && glob(v, &sub, false);
+        return any(&iss) && any(&sub);
     }
-    let (vi, vs) = v.rsplit_once('/').unwrap();
-    glob(vi, &iss, false) && glob(vs, &sub, false)
+    if let Some(rest) = v.strip_prefix('*') {
+        return match split {
+            Some((vi, vs)) => {
+                let iss_ok = if vi == "*" {
+                    any(&iss)
+                } else {
+                    iss.ends_with(&vi[1..])
+                };
+                iss_ok && sub == vs
+            }
+            None => any(&iss) && sub.ends_with(rest),
+        };
+    }
+    if let Some(rest) = v.strip_suffix('*') {
+        return match split {
+            Some((vi, vs)) => {
+                let sub_ok = if vs == "*" {
+                    any(&sub)
+                } else {
+                    sub.starts_with(&vs[..vs.len() - 1])
+                };
+                iss == vi && sub_ok
+            }
+            None => iss.starts_with(rest) && any(&sub),
+        };
+    }
+    match split {
+        Some((vi, vs)) => iss == vi && sub == vs,
+        // No `/`: Istio matches the issuer against the whole value and the subject against "".
+        None => iss == v && sub.is_empty(),
+    }
 }
 
 fn claim_value(v: &str, r: &Req, path: &[&str]) -> bool {
