@@ -11,10 +11,13 @@
 //! `request.headers[..]` (pseudo-headers included), `source.ip`, `remote.ip`,
 //! `destination.ip`, `destination.port`, `connection.sni`, `source.principal`,
 //! `source.namespace`, `source.serviceAccount`, `request.auth.principal`,
-//! `request.auth.audiences`, `request.auth.presenter`, `request.auth.claims[..]`; ALLOW /
-//! DENY / AUDIT, dry-run, scope by root namespace, namespace, selector and targetRef,
-//! trust-domain aliases, TCP connections and addresses the host could not tell. Its output is
-//! the engine's one-line `Decision` format so the two compare as strings.
+//! `request.auth.audiences`, `request.auth.presenter`, `request.auth.claims[..]`,
+//! `experimental.envoy.filters.<filter>[<key>]` (`envoyFilterGenerator`), keys Istio admits
+//! but cannot translate (`checkError`); ALLOW / DENY / AUDIT, dry-run, scope by root
+//! namespace, namespace, selector and targetRef (`ShouldAttachPolicy`, Gateway API gateways
+//! included), trust-domain aliases, `pathNormalization` options on paths without escapes,
+//! TCP connections and addresses or metadata the host could not tell. Its output is the
+//! engine's one-line `Decision` format so the two compare as strings.
 #![allow(
     dead_code,
     clippy::unwrap_used,
