@@ -15,8 +15,8 @@ use serde::Deserialize;
 use crate::engine::Workload;
 use crate::identity::{IdentitySettings, IdentitySource, TrustDomain};
 use crate::normalize::PathNormalization;
-use crate::policy::json::{self, missing_field, Json, ReadError, UnknownFields};
-use crate::policy::{parse_policies_json, AuthorizationPolicy};
+use crate::policy::json::{self, missing_field, Json, ReadError, Streamed, UnknownFields};
+use crate::policy::{parse_policies_json, AuthorizationPolicy, PolicyReader};
 
 /// One problem with the plugin configuration, naming the field: `denyResponse.status: 99: ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,25 +209,39 @@ impl PluginConfig {
     /// policies are the reason the plugin exists, so their absence is a deployment mistake
     /// (an explicit `"policies": []` allows everything, as Istio does without policies).
     pub fn parse(bytes: Option<&[u8]>) -> Result<PluginConfig, Vec<ConfigError>> {
-        Self::from_tree(Self::tree(bytes.unwrap_or_default())?)
+        let mut policies = None;
+        let tree = Self::tree(bytes.unwrap_or_default(), &mut policies);
+        Self::from_tree(tree?, policies)
     }
 
-    /// [`PluginConfig::parse`], freeing the bytes as soon as their JSON tree is built: a large
+    /// [`PluginConfig::parse`], freeing the bytes as soon as they are read: a large
     /// configuration's text is then not alive beside its policies and their compiled form.
     pub fn parse_owned(bytes: Option<Vec<u8>>) -> Result<PluginConfig, Vec<ConfigError>> {
-        let tree = Self::tree(bytes.as_deref().unwrap_or_default());
+        let mut policies = None;
+        let tree = Self::tree(bytes.as_deref().unwrap_or_default(), &mut policies);
         drop(bytes);
-        Self::from_tree(tree?)
+        Self::from_tree(tree?, policies)
     }
 
-    fn tree(bytes: &[u8]) -> Result<Json, Vec<ConfigError>> {
+    /// The configuration's JSON tree, except a `policies` array: its items are read into
+    /// `policies` as they are parsed, each freed before the next is parsed, so the tree of
+    /// thousands of policies is never built whole beside the policies read from it.
+    fn tree(bytes: &[u8], policies: &mut Option<PolicyReader>) -> Result<Json, Vec<ConfigError>> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(vec![ConfigError::new(
                 "policies",
                 "the plugin configuration is empty; it needs at least \"policies\" ([] allows every request)",
             )]);
         }
-        json::parse(bytes).map_err(|e| {
+        json::parse_streaming(bytes, "policies", &mut |step| match step {
+            Streamed::Start => *policies = Some(PolicyReader::new(true)),
+            Streamed::Item(item) => {
+                if let Some(reader) = policies.as_mut() {
+                    reader.read_item(item);
+                }
+            }
+        })
+        .map_err(|e| {
             vec![ConfigError::new(
                 "(configuration)",
                 format!("not valid JSON: {e}"),
@@ -235,19 +249,26 @@ impl PluginConfig {
         })
     }
 
-    fn from_tree(value: Json) -> Result<PluginConfig, Vec<ConfigError>> {
+    fn from_tree(
+        value: Json,
+        streamed: Option<PolicyReader>,
+    ) -> Result<PluginConfig, Vec<ConfigError>> {
         let Json::Object(object) = value else {
             return Err(vec![ConfigError::new(
                 "(configuration)",
                 format!("must be a JSON object, got {}", kind_of(&value)),
             )]);
         };
-        Self::from_object(object)
+        Self::from_object(object, streamed)
     }
 
     /// `object` is sorted by key (see [`Json::Object`]), so unknown fields are reported in
     /// that order, as before.
-    fn from_object(object: Vec<(String, Json)>) -> Result<PluginConfig, Vec<ConfigError>> {
+    /// `streamed`: the items of a `policies` array, already read (see [`PluginConfig::tree`]).
+    fn from_object(
+        object: Vec<(String, Json)>,
+        streamed: Option<PolicyReader>,
+    ) -> Result<PluginConfig, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut config = PluginConfig::default();
         let mut object = Json::Object(object);
@@ -385,13 +406,21 @@ impl PluginConfig {
                 "policies",
                 "required: the list of AuthorizationPolicy objects ([] allows every request)",
             )),
-            Some(v) => match parse_policies_json(v) {
-                Ok(p) => config.policies = p,
-                Err(e) => errors.extend(
-                    e.into_iter()
-                        .map(|e| ConfigError::new("policies", e.to_string())),
-                ),
-            },
+            Some(v) => {
+                let read = match (v, streamed) {
+                    // The last `policies` key wins: an array there was streamed; anything
+                    // else (a List object, one policy, a wrong type) is read from the tree.
+                    (Json::Array(_), Some(reader)) => reader.finish(),
+                    (v, _) => parse_policies_json(v),
+                };
+                match read {
+                    Ok(p) => config.policies = p,
+                    Err(e) => errors.extend(
+                        e.into_iter()
+                            .map(|e| ConfigError::new("policies", e.to_string())),
+                    ),
+                }
+            }
         }
 
         if errors.is_empty() {
@@ -533,5 +562,86 @@ mod tests {
             assert_eq!(owned, by_ref, "{behaviour}");
         }
         assert_eq!(PluginConfig::parse_owned(None), PluginConfig::parse(None));
+    }
+
+    /// A `policies` array is read item by item while it is parsed; the same items in a
+    /// `kind: List` (read from the whole tree by `parse_policies_json`) must give the same
+    /// policies and the same errors, labels `items[N]` included.
+    #[test]
+    fn a_streamed_policies_array_reads_like_a_list() {
+        let arrays: &[(&str, &str)] = &[
+            ("empty", "[]"),
+            (
+                "two good policies",
+                r#"[{"metadata": {"name": "a", "namespace": "ns"}, "spec": {"rules": [{}]}},
+                    {"metadata": {"name": "b", "namespace": "ns"}, "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/x"]}}]}]}}]"#,
+            ),
+            (
+                "a duplicate name names where it was first",
+                r#"[{"metadata": {"name": "a", "namespace": "ns"}}, {"metadata": {"name": "a", "namespace": "ns"}}]"#,
+            ),
+            (
+                "malformed and invalid items, each with its index",
+                r#"[1, {"spec": {"rules": [{"from": [{"source": {"principal": ["x"]}}]}]}},
+                    {"metadata": {"name": "c"}, "spec": {"rules": [{"to": [{"operation": {"paths": ["*/a*"]}}]}]}}]"#,
+            ),
+        ];
+        for (behaviour, array) in arrays {
+            let streamed =
+                PluginConfig::parse(Some(format!(r#"{{"policies": {array}}}"#).as_bytes()));
+            let listed = PluginConfig::parse(Some(
+                format!(r#"{{"policies": {{"kind": "List", "items": {array}}}}}"#).as_bytes(),
+            ));
+            assert_eq!(streamed, listed, "{behaviour}");
+        }
+    }
+
+    /// The last `policies` key wins, as in every JSON object here (serde_json's map): a later
+    /// array replaces what an earlier one streamed, a later non-array replaces an earlier
+    /// array.
+    #[test]
+    fn the_last_policies_key_wins() {
+        let deny = r#"{"metadata": {"name": "d", "namespace": "ns"}, "spec": {"action": "DENY", "rules": [{}]}}"#;
+        let allow = r#"{"metadata": {"name": "a", "namespace": "ns"}, "spec": {"rules": [{}]}}"#;
+        let names = |text: String| -> Vec<String> {
+            PluginConfig::parse(Some(text.as_bytes()))
+                .unwrap()
+                .policies
+                .iter()
+                .map(|p| p.metadata.name.clone())
+                .collect()
+        };
+        assert_eq!(
+            names(format!(
+                r#"{{"policies": [{deny}], "policies": [{allow}]}}"#
+            )),
+            ["a"]
+        );
+        assert_eq!(
+            names(format!(r#"{{"policies": [{deny}], "policies": []}}"#)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(format!(r#"{{"policies": [{deny}], "policies": {allow}}}"#)),
+            ["a"]
+        );
+        assert_eq!(
+            names(format!(r#"{{"policies": {allow}, "policies": [{deny}]}}"#)),
+            ["d"]
+        );
+        assert!(
+            PluginConfig::parse(Some(
+                format!(r#"{{"policies": [{deny}], "policies": 1}}"#).as_bytes()
+            ))
+            .is_err(),
+            "a wrong type after an array is the error"
+        );
+        assert!(
+            PluginConfig::parse(Some(
+                format!(r#"{{"policies": [{deny}], "x": [}}"#).as_bytes()
+            ))
+            .is_err(),
+            "a syntax error after the array fails the whole text"
+        );
     }
 }

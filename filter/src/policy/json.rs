@@ -364,7 +364,40 @@ impl From<&serde_json::Value> for Json {
 
 /// Parses one JSON text (whitespace around it allowed).
 pub fn parse(bytes: &[u8]) -> Result<Json, SyntaxError> {
-    let mut parser = Parser { bytes, at: 0 };
+    parse_with(Parser {
+        bytes,
+        at: 0,
+        stream: None,
+    })
+}
+
+/// One step of a streamed array: a new array starts (a repeated key starts it over: the last
+/// one wins), or its next item, parsed.
+#[derive(Debug)]
+pub enum Streamed {
+    Start,
+    Item(Json),
+}
+
+/// [`parse`], except that the items of an array under `key` of the top-level object go to
+/// `sink` one by one as they are parsed, instead of into the tree, which holds an empty
+/// array there. A large configuration is then never whole as a tree: each policy can be read
+/// and freed before the next is parsed. A syntax error anywhere still fails the whole text,
+/// whatever `sink` was given before it.
+pub fn parse_streaming(
+    bytes: &[u8],
+    key: &str,
+    sink: &mut dyn FnMut(Streamed),
+) -> Result<Json, SyntaxError> {
+    parse_with(Parser {
+        bytes,
+        at: 0,
+        stream: Some((key, sink)),
+    })
+}
+
+fn parse_with(mut parser: Parser<'_>) -> Result<Json, SyntaxError> {
+    let bytes = parser.bytes;
     let value = parser.value(0)?;
     parser.skip_whitespace();
     if parser.at < bytes.len() {
@@ -394,6 +427,8 @@ fn insert_sorted(entries: &mut Vec<(String, Json)>, key: String, value: Json) {
 struct Parser<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The top-level key whose array is streamed, and where its items go.
+    stream: Option<(&'a str, &'a mut dyn FnMut(Streamed))>,
 }
 
 impl Parser<'_> {
@@ -521,6 +556,41 @@ impl Parser<'_> {
         }
     }
 
+    /// [`Parser::array`] with each item handed to the stream's sink; an empty array stands in
+    /// the tree. `depth` counts the array itself, as `array` does (the limit holds the same).
+    fn streamed_array(&mut self, depth: usize) -> Result<Json, SyntaxError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.emit(Streamed::Start);
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b']') => {
+                self.at += 1;
+                return Ok(Json::Array(Vec::new()));
+            }
+            None => return Err(self.error("EOF while parsing a list")),
+            Some(_) => {}
+        }
+        loop {
+            let item = self.value(depth)?;
+            self.emit(Streamed::Item(item));
+            self.skip_whitespace();
+            match self.next() {
+                Some(b',') => self.no_trailing_comma(b']')?,
+                Some(b']') => return Ok(Json::Array(Vec::new())),
+                Some(_) => return Err(self.error("expected `,` or `]`")),
+                None => return Err(self.error("EOF while parsing a list")),
+            }
+        }
+    }
+
+    fn emit(&mut self, step: Streamed) {
+        if let Some((_, sink)) = &mut self.stream {
+            sink(step);
+        }
+    }
+
     fn object(&mut self, depth: usize) -> Result<Json, SyntaxError> {
         let mut entries: Vec<(String, Json)> = Vec::new();
         self.skip_whitespace();
@@ -543,7 +613,18 @@ impl Parser<'_> {
                 Some(_) => return Err(self.error("expected `:`")),
                 None => return Err(self.error("EOF while parsing an object")),
             }
-            let value = self.value(depth)?;
+            let value = match &mut self.stream {
+                Some((streamed, _)) if depth == 1 && key == *streamed => {
+                    self.skip_whitespace();
+                    if self.peek() == Some(b'[') {
+                        self.at += 1;
+                        self.streamed_array(depth + 1)?
+                    } else {
+                        self.value(depth)?
+                    }
+                }
+                _ => self.value(depth)?,
+            };
             insert_sorted(&mut entries, key, value);
             self.skip_whitespace();
             match self.next() {
@@ -942,8 +1023,53 @@ mod tests {
 }
 
 #[cfg(test)]
-mod take_tests {
+mod streaming_tests {
     use super::*;
+
+    fn streamed(text: &str) -> (Result<Json, SyntaxError>, Vec<String>) {
+        let mut steps = Vec::new();
+        let tree = parse_streaming(text.as_bytes(), "p", &mut |step| {
+            steps.push(match step {
+                Streamed::Start => "start".to_string(),
+                Streamed::Item(item) => item.to_string(),
+            })
+        });
+        (tree, steps)
+    }
+
+    /// Only the top-level key's array streams; the tree keeps an empty array there and every
+    /// other value as `parse` builds it.
+    #[test]
+    fn only_the_top_level_array_streams() {
+        let (tree, steps) = streamed(r#"{"a": {"p": [1]}, "p": [true, "x", []], "z": 2}"#);
+        assert_eq!(
+            steps,
+            ["start", "boolean `true`", r#"string "x""#, "sequence"]
+        );
+        let mut want = parse(br#"{"a": {"p": [1]}, "p": [], "z": 2}"#).unwrap();
+        assert_eq!(tree.as_ref(), Ok(&want));
+        let (tree, steps) = streamed(r#"{"p": {"items": [1]}}"#);
+        assert!(steps.is_empty(), "an object is no array: {steps:?}");
+        want = parse(br#"{"p": {"items": [1]}}"#).unwrap();
+        assert_eq!(tree, Ok(want));
+        let (_, steps) = streamed(r#"[{"p": [1]}]"#);
+        assert!(steps.is_empty(), "not the top-level object: {steps:?}");
+    }
+
+    /// Syntax errors inside and after a streamed array are `parse`'s, same place and words.
+    #[test]
+    fn streamed_syntax_errors_are_parse_errors() {
+        for text in [
+            r#"{"p": [1,]}"#,
+            r#"{"p": [1 2]}"#,
+            r#"{"p": ["#,
+            r#"{"p": [1], "q": }"#,
+            r#"{"p": [{"a": tru}]}"#,
+        ] {
+            assert_eq!(streamed(text).0, parse(text.as_bytes()), "{text}");
+            assert!(streamed(text).0.is_err(), "{text}");
+        }
+    }
 
     /// `take` moves one key's value out and leaves the rest sorted and findable, as the
     /// configuration reader relies on when it takes `policies` first and reads the other

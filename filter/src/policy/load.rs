@@ -59,13 +59,41 @@ pub fn parse_policies_json(
         }
     };
 
-    let mut policies = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let item_index = is_list.then_some(i);
+    let mut reader = PolicyReader::new(is_list);
+    for item in items {
+        reader.read_item(item);
+    }
+    reader.finish()
+}
+
+/// Reads policies one item at a time, in order, so a caller can hand over each item as soon
+/// as it is parsed and free it once read (the plugin's configuration reader does: see
+/// [`super::json::parse_streaming`]). The results are [`parse_policies_json`]'s.
+#[derive(Debug, Default)]
+pub struct PolicyReader {
+    policies: Vec<AuthorizationPolicy>,
+    errors: Vec<ValidationError>,
+    /// `namespace/name` -> where it was first seen, for duplicate names.
+    seen: BTreeMap<String, String>,
+    /// Whether the items come from a list (labels then say `items[N]`), and the next index.
+    is_list: bool,
+    next: usize,
+}
+
+impl PolicyReader {
+    pub fn new(is_list: bool) -> PolicyReader {
+        PolicyReader {
+            is_list,
+            ..PolicyReader::default()
+        }
+    }
+
+    /// Reads, validates and keeps (or records the errors of) the next item.
+    pub fn read_item(&mut self, item: Json) {
+        let item_index = self.is_list.then_some(self.next);
+        self.next += 1;
         let raw_label = raw_label(&item, item_index);
-        let errors_before = errors.len();
+        let errors_before = self.errors.len();
         // `from: []` / `to: []` are no error: Istio's Go tests reject an empty non-nil list
         // (validation_test.go "from-empty", "to-empty"), but a policy read from YAML or JSON
         // goes through proto JSON decoding, which leaves an empty repeated field nil, so the
@@ -76,33 +104,38 @@ pub fn parse_policies_json(
         match read {
             Ok(policy) => {
                 let label = policy_label(&policy, item_index);
-                errors.extend(validate_labelled(&policy, &label));
+                self.errors.extend(validate_labelled(&policy, &label));
                 if !policy.metadata.name.is_empty() {
                     let position =
                         item_index.map_or_else(|| "the config".into(), |i| format!("items[{i}]"));
-                    if let Some(first) = seen.insert(policy.key(), position) {
-                        errors.push(ValidationError::new(
+                    if let Some(first) = self.seen.insert(policy.key(), position) {
+                        self.errors.push(ValidationError::new(
                             label,
                             "metadata.name",
                             Problem::Duplicate(first),
                         ));
                     }
                 }
-                if errors.len() == errors_before {
-                    policies.push(policy);
+                if self.errors.len() == errors_before {
+                    self.policies.push(policy);
                 }
             }
-            Err(e) => errors.push(ValidationError::new(
+            Err(e) => self.errors.push(ValidationError::new(
                 raw_label,
                 e.path(),
                 Problem::Malformed(e.message),
             )),
         }
     }
-    if errors.is_empty() {
-        Ok(policies)
-    } else {
-        Err(errors)
+
+    /// Every policy, or every error of every item.
+    pub fn finish(mut self) -> Result<Vec<AuthorizationPolicy>, Vec<ValidationError>> {
+        if self.errors.is_empty() {
+            self.policies.shrink_to_fit();
+            Ok(self.policies)
+        } else {
+            Err(self.errors)
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub use condition_key::{
 };
 pub use error::{Problem, ValidationError};
 pub use load::{parse_policies, parse_policies_json};
+pub use load::PolicyReader;
 pub use model::*;
 pub use validate::{parse_bool, validate, warnings};
 
