@@ -152,6 +152,16 @@ const PATHS: &[&str] = &[
     "/static/../admin/x.json",
     "//api//v1/users",
     "/api/v1/users/.?x=/..",
+    // Escaped dots and slashes: `%2e` is a dot to the canonicalizer, `%2F` / `%5C` are
+    // unescaped only by DECODE_AND_MERGE_SLASHES.
+    "/api/%2e%2e/admin",
+    "/api/%2E/v1/users",
+    "/%2e%2E/admin/x.json",
+    "/api%2F..%2Fadmin",
+    "/api/v1%2fusers",
+    "/admin%5C..%5Cip",
+    "/admin%5c..%5cip",
+    "/ip?x=%2F..%2F",
 ];
 const PATH_VALUES: &[&str] = &[
     "/ip",
@@ -487,11 +497,20 @@ fn policies(rng: &mut Rng, p: &Profile) -> Vec<AuthorizationPolicy> {
         .collect()
 }
 
-/// Whether the reference's normalization (dot segments, merged slashes) is all Envoy's
-/// canonicalizer would change in `path`: no escapes, backslashes, spaces or non-ASCII.
-fn plain_path(path: &str) -> bool {
-    path.bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
+/// Whether the reference's normalization is all Envoy's canonicalizer would change in `path`
+/// under `option`: no spaces, non-ASCII or backslashes, and only the escapes it models (`%2e`
+/// either case; `%2F` / `%5C` upper case, which BASE keeps; lower case ones only where
+/// DECODE_AND_MERGE_SLASHES unescapes them first).
+fn plain_path(path: &str, option: PathNormalization) -> bool {
+    let known: &[&str] = if option == PathNormalization::DecodeAndMergeSlashes {
+        &["%2e", "%2E", "%2F", "%5C", "%2f", "%5c"]
+    } else {
+        &["%2e", "%2E", "%2F", "%5C"]
+    };
+    path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        && path
+            .match_indices('%')
+            .all(|(i, _)| known.iter().any(|k| path[i..].starts_with(k)))
 }
 
 fn request(rng: &mut Rng, normalization: PathNormalization) -> Req {
@@ -510,7 +529,7 @@ fn request(rng: &mut Rng, normalization: PathNormalization) -> Req {
         } else {
             loop {
                 let p = rng.pick(PATHS);
-                if normalization == PathNormalization::None || plain_path(p) {
+                if normalization == PathNormalization::None || plain_path(p, normalization) {
                     break p;
                 }
             }

@@ -115,17 +115,23 @@ fn path_only(path: &str) -> &str {
 fn remove_dot_segments(path: &str) -> String {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let mut kept: Vec<&str> = Vec::new();
+    // Chromium's canonicalizer (Envoy `canonicalPath`) reads an escaped dot `%2e` as a dot.
+    let dots = |s: &str| s.to_ascii_lowercase().replace("%2e", ".");
     for s in &segments {
-        match *s {
+        match dots(s).as_str() {
             "." => {}
             ".." => {
                 kept.pop();
             }
-            other => kept.push(other),
+            _ => kept.push(s),
         }
     }
     let mut out = format!("/{}", kept.join("/"));
-    if matches!(segments.last(), Some(&("." | ".."))) && !kept.is_empty() {
+    if segments
+        .last()
+        .is_some_and(|s| matches!(dots(s).as_str(), "." | ".."))
+        && !kept.is_empty()
+    {
         out.push('/');
     }
     out
@@ -133,18 +139,32 @@ fn remove_dot_segments(path: &str) -> String {
 
 /// The path (query and fragment cut) after the HCM settings Istio's
 /// `meshConfig.pathNormalization` option turns on (istio.io ProxyConfig / MeshConfig
-/// "ProxyPathNormalization"): BASE is Envoy's `normalize_path` (RFC 3986), MERGE_SLASHES adds
-/// `merge_slashes`, DECODE_AND_MERGE_SLASHES also unescapes `%2F` / `%5C` (the generator
-/// draws none). Only paths without `%`, `\`, spaces or non-ASCII are drawn under an option,
-/// so RFC 3986 dot-segment removal is all Envoy's canonicalizer changes in them.
+/// "ProxyPathNormalization"), in Envoy's order (`ConnectionManagerUtility::maybeNormalizePath`):
+/// DECODE_AND_MERGE_SLASHES first unescapes `%2F` / `%5C` in either case
+/// (`UNESCAPE_AND_FORWARD`); BASE and up canonicalize (Chromium: `\` is a `/`, RFC 3986
+/// dot segments, `%2e` a dot); MERGE_SLASHES and up merge slashes. Paths are drawn under an
+/// option only with the escapes these steps model (`plain_path` in the test), so nothing
+/// else of the canonicalizer is at play.
 fn normalized(path: &str, option: PathNormalization) -> String {
     let path = path_only(path);
+    let unescaped;
+    let path = if option == PathNormalization::DecodeAndMergeSlashes {
+        unescaped = path
+            .replace("%2F", "/")
+            .replace("%2f", "/")
+            .replace("%5C", "\\")
+            .replace("%5c", "\\");
+        unescaped.as_str()
+    } else {
+        path
+    };
+    let canonical = remove_dot_segments(&path.replace('\\', "/"));
     match option {
         PathNormalization::None => path.to_owned(),
-        PathNormalization::Base => remove_dot_segments(path),
+        PathNormalization::Base => canonical,
         PathNormalization::MergeSlashes | PathNormalization::DecodeAndMergeSlashes => {
             let mut merged = String::new();
-            for c in remove_dot_segments(path).chars() {
+            for c in canonical.chars() {
                 if !(c == '/' && merged.ends_with('/')) {
                     merged.push(c);
                 }
