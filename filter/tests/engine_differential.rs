@@ -162,6 +162,11 @@ const PATHS: &[&str] = &[
     "/admin%5C..%5Cip",
     "/admin%5c..%5cip",
     "/ip?x=%2F..%2F",
+    // Escaped unreserved characters are those characters (`/ad%6Din` is `/admin`).
+    "/ad%6Din",
+    "/%61pi/v1/users",
+    "/static/%7ea.css",
+    "/%41dmin",
 ];
 const PATH_VALUES: &[&str] = &[
     "/ip",
@@ -498,19 +503,19 @@ fn policies(rng: &mut Rng, p: &Profile) -> Vec<AuthorizationPolicy> {
 }
 
 /// Whether the reference's normalization is all Envoy's canonicalizer would change in `path`
-/// under `option`: no spaces, non-ASCII or backslashes, and only the escapes it models (`%2e`
-/// either case; `%2F` / `%5C` upper case, which BASE keeps; lower case ones only where
-/// DECODE_AND_MERGE_SLASHES unescapes them first).
+/// under `option`: no spaces, non-ASCII or backslashes, and only the escapes it models
+/// (unreserved characters in either case; `%2F` / `%5C` upper case, which BASE keeps; lower
+/// case ones only where DECODE_AND_MERGE_SLASHES unescapes them first).
 fn plain_path(path: &str, option: PathNormalization) -> bool {
-    let known: &[&str] = if option == PathNormalization::DecodeAndMergeSlashes {
-        &["%2e", "%2E", "%2F", "%5C", "%2f", "%5c"]
-    } else {
-        &["%2e", "%2E", "%2F", "%5C"]
+    let modelled = |escape: &str| {
+        let unreserved = u8::from_str_radix(escape.get(1..3).unwrap_or("zz"), 16)
+            .is_ok_and(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c));
+        let slash = ["%2F", "%5C"].iter().any(|k| escape.starts_with(k));
+        let lower_slash = ["%2f", "%5c"].iter().any(|k| escape.starts_with(k));
+        unreserved || slash || (lower_slash && option == PathNormalization::DecodeAndMergeSlashes)
     };
     path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
-        && path
-            .match_indices('%')
-            .all(|(i, _)| known.iter().any(|k| path[i..].starts_with(k)))
+        && path.match_indices('%').all(|(i, _)| modelled(&path[i..]))
 }
 
 fn request(rng: &mut Rng, normalization: PathNormalization) -> Req {

@@ -115,10 +115,8 @@ fn path_only(path: &str) -> &str {
 fn remove_dot_segments(path: &str) -> String {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let mut kept: Vec<&str> = Vec::new();
-    // Chromium's canonicalizer (Envoy `canonicalPath`) reads an escaped dot `%2e` as a dot.
-    let dots = |s: &str| s.to_ascii_lowercase().replace("%2e", ".");
     for s in &segments {
-        match dots(s).as_str() {
+        match *s {
             "." => {}
             ".." => {
                 kept.pop();
@@ -127,12 +125,33 @@ fn remove_dot_segments(path: &str) -> String {
         }
     }
     let mut out = format!("/{}", kept.join("/"));
-    if segments
-        .last()
-        .is_some_and(|s| matches!(dots(s).as_str(), "." | ".."))
-        && !kept.is_empty()
-    {
+    if matches!(segments.last(), Some(&("." | ".."))) && !kept.is_empty() {
         out.push('/');
+    }
+    out
+}
+
+/// RFC 3986 section 6.2.2.2: an escaped unreserved character (ALPHA, DIGIT, `-._~`) is that
+/// character, in either case of hex digits; Chromium's canonicalizer unescapes exactly these
+/// in a path (so `%2e` is a dot before dot segments are removed), other escapes stay.
+fn decode_unreserved(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = path
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(c) if b[i] == b'%' && (c.is_ascii_alphanumeric() || b"-._~".contains(&c)) => {
+                out.push(char::from(c));
+                i += 3;
+            }
+            _ => {
+                out.push(char::from(b[i]));
+                i += 1;
+            }
+        }
     }
     out
 }
@@ -141,8 +160,8 @@ fn remove_dot_segments(path: &str) -> String {
 /// `meshConfig.pathNormalization` option turns on (istio.io ProxyConfig / MeshConfig
 /// "ProxyPathNormalization"), in Envoy's order (`ConnectionManagerUtility::maybeNormalizePath`):
 /// DECODE_AND_MERGE_SLASHES first unescapes `%2F` / `%5C` in either case
-/// (`UNESCAPE_AND_FORWARD`); BASE and up canonicalize (Chromium: `\` is a `/`, RFC 3986
-/// dot segments, `%2e` a dot); MERGE_SLASHES and up merge slashes. Paths are drawn under an
+/// (`UNESCAPE_AND_FORWARD`); BASE and up canonicalize (Chromium: `\` is a `/`, escaped
+/// unreserved characters unescaped, RFC 3986 dot segments); MERGE_SLASHES and up merge slashes. Paths are drawn under an
 /// option only with the escapes these steps model (`plain_path` in the test), so nothing
 /// else of the canonicalizer is at play.
 fn normalized(path: &str, option: PathNormalization) -> String {
@@ -158,7 +177,7 @@ fn normalized(path: &str, option: PathNormalization) -> String {
     } else {
         path
     };
-    let canonical = remove_dot_segments(&path.replace('\\', "/"));
+    let canonical = remove_dot_segments(&decode_unreserved(&path.replace('\\', "/")));
     match option {
         PathNormalization::None => path.to_owned(),
         PathNormalization::Base => canonical,
