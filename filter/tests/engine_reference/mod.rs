@@ -166,6 +166,9 @@ fn decode_unreserved(path: &str) -> String {
 /// else of the canonicalizer is at play.
 fn normalized(path: &str, option: PathNormalization) -> String {
     let path = path_only(path);
+    if option == PathNormalization::None {
+        return path.to_owned();
+    }
     let unescaped;
     let path = if option == PathNormalization::DecodeAndMergeSlashes {
         unescaped = path
@@ -246,7 +249,11 @@ fn path_value(pattern: &str, path: &str) -> bool {
 /// matched on its own as patched Envoy does (CVE-2026-26308).
 fn header_values(r: &Req, name: &str, option: PathNormalization) -> Vec<String> {
     // The HCM strips the fragment and normalizes before any filter reads `:path`.
-    let path = path_header(&r.path, option);
+    let path = if name.eq_ignore_ascii_case(":path") {
+        path_header(&r.path, option)
+    } else {
+        String::new()
+    };
     let pseudo = [
         (":method", r.method.as_str()),
         (":path", path.as_str()),
