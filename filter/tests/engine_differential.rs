@@ -649,7 +649,10 @@ fn named_rules<'p>(
             let (key, tail) = rest.split_once(" rule ")?;
             let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
             let i: usize = digits.parse().ok()?;
-            let p = ps.iter().find(|p| p.key() == key)?;
+            let (ns, name) = key.split_once('/')?;
+            let p = ps
+                .iter()
+                .find(|p| p.metadata.namespace == ns && p.metadata.name == name)?;
             Some((p, p.spec.rules.as_ref()?.get(i)?))
         })
         .collect()

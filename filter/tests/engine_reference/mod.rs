@@ -169,6 +169,22 @@ fn normalized(path: &str, option: PathNormalization) -> String {
     if option == PathNormalization::None {
         return path.to_owned();
     }
+    // Every operation of every rule asks again for the same request: keep the last answer.
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, Option<PathNormalization>, String)> =
+            const { std::cell::RefCell::new((String::new(), None, String::new())) };
+    }
+    if let Some(hit) =
+        LAST.with_borrow(|(p, o, n)| (p == path && *o == Some(option)).then(|| n.clone()))
+    {
+        return hit;
+    }
+    let n = normalize_uncached(path, option);
+    LAST.set((path.to_owned(), Some(option), n.clone()));
+    n
+}
+
+fn normalize_uncached(path: &str, option: PathNormalization) -> String {
     let unescaped;
     let path = if option == PathNormalization::DecodeAndMergeSlashes {
         unescaped = path
