@@ -18,8 +18,8 @@ pub use condition_key::{
     ConditionKeyError, ConditionValueError, ConditionValueKind, MAX_SERVICE_ACCOUNT_LEN,
 };
 pub use error::{Problem, ValidationError};
-pub use load::{parse_policies, parse_policies_json};
 pub use load::PolicyReader;
+pub use load::{parse_policies, parse_policies_json};
 pub use model::*;
 pub use validate::{parse_bool, validate, warnings};
 
