@@ -507,7 +507,7 @@ impl Parser<'_> {
                 if depth >= MAX_DEPTH {
                     return Err(self.error("recursion limit exceeded"));
                 }
-                self.array(depth + 1)
+                self.array(depth + 1, false)
             }
             Some(b'{') => {
                 self.at += 1;
@@ -528,8 +528,13 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn array(&mut self, depth: usize) -> Result<Json, SyntaxError> {
+    /// `streamed`: each item goes to the stream's sink instead of into the tree, which then
+    /// holds an empty array (see [`parse_streaming`]).
+    fn array(&mut self, depth: usize, streamed: bool) -> Result<Json, SyntaxError> {
         let mut items = Vec::new();
+        if streamed {
+            self.emit(Streamed::Start);
+        }
         self.skip_whitespace();
         match self.peek() {
             Some(b']') => {
@@ -540,7 +545,12 @@ impl Parser<'_> {
             Some(_) => {}
         }
         loop {
-            items.push(self.value(depth)?);
+            let item = self.value(depth)?;
+            if streamed {
+                self.emit(Streamed::Item(item));
+            } else {
+                items.push(item);
+            }
             self.skip_whitespace();
             match self.next() {
                 Some(b',') => self.no_trailing_comma(b']')?,
@@ -550,35 +560,6 @@ impl Parser<'_> {
                     items.shrink_to_fit();
                     return Ok(Json::Array(items));
                 }
-                Some(_) => return Err(self.error("expected `,` or `]`")),
-                None => return Err(self.error("EOF while parsing a list")),
-            }
-        }
-    }
-
-    /// [`Parser::array`] with each item handed to the stream's sink; an empty array stands in
-    /// the tree. `depth` counts the array itself, as `array` does (the limit holds the same).
-    fn streamed_array(&mut self, depth: usize) -> Result<Json, SyntaxError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error("recursion limit exceeded"));
-        }
-        self.emit(Streamed::Start);
-        self.skip_whitespace();
-        match self.peek() {
-            Some(b']') => {
-                self.at += 1;
-                return Ok(Json::Array(Vec::new()));
-            }
-            None => return Err(self.error("EOF while parsing a list")),
-            Some(_) => {}
-        }
-        loop {
-            let item = self.value(depth)?;
-            self.emit(Streamed::Item(item));
-            self.skip_whitespace();
-            match self.next() {
-                Some(b',') => self.no_trailing_comma(b']')?,
-                Some(b']') => return Ok(Json::Array(Vec::new())),
                 Some(_) => return Err(self.error("expected `,` or `]`")),
                 None => return Err(self.error("EOF while parsing a list")),
             }
@@ -613,17 +594,16 @@ impl Parser<'_> {
                 Some(_) => return Err(self.error("expected `:`")),
                 None => return Err(self.error("EOF while parsing an object")),
             }
-            let value = match &mut self.stream {
-                Some((streamed, _)) if depth == 1 && key == *streamed => {
-                    self.skip_whitespace();
-                    if self.peek() == Some(b'[') {
-                        self.at += 1;
-                        self.streamed_array(depth + 1)?
-                    } else {
-                        self.value(depth)?
-                    }
+            let streams = depth == 1 && self.stream.as_ref().is_some_and(|(k, _)| *k == key);
+            self.skip_whitespace();
+            let value = if streams && self.peek() == Some(b'[') {
+                self.at += 1;
+                if depth >= MAX_DEPTH {
+                    return Err(self.error("recursion limit exceeded"));
                 }
-                _ => self.value(depth)?,
+                self.array(depth + 1, true)?
+            } else {
+                self.value(depth)?
             };
             insert_sorted(&mut entries, key, value);
             self.skip_whitespace();
