@@ -57,7 +57,7 @@ pub(crate) fn decide_with(c: &Compiled, req: &Request<'_>, scratch: &mut PathScr
             Some(HttpFacts {
                 method: h.method,
                 path: without_query(normalized),
-                query: query_of(h.path),
+                raw_path: h.path,
                 host: h.host,
                 headers: h.headers,
             })
@@ -180,19 +180,6 @@ fn enforce(
     match allow.first_match(facts) {
         Some(r) => (Verdict::Allow, Reason::AllowedBy(policy_ref(r))),
         None => (Verdict::Deny, Reason::NoAllowPolicyMatched),
-    }
-}
-
-/// The `?query` of a `:path` up to the `#fragment` the HCM strips; empty without a query.
-/// Normalization rewrites only the part before the `?`, so this slice of the path as
-/// received is also the query of the normalized `:path`.
-#[inline]
-fn query_of(path: &str) -> &str {
-    let end = path.bytes().position(|b| b == b'#').unwrap_or(path.len());
-    let before_fragment = path.get(..end).unwrap_or(path);
-    match before_fragment.bytes().position(|b| b == b'?') {
-        Some(at) => before_fragment.get(at..).unwrap_or_default(),
-        None => "",
     }
 }
 

@@ -180,9 +180,8 @@ pub(crate) struct HttpFacts<'a> {
     pub(crate) method: &'a str,
     /// Normalized, without query or fragment: what Envoy's path matchers compare.
     pub(crate) path: &'a str,
-    /// The `?query` of `:path` (empty when there is none), without the fragment the HCM
-    /// strips: `path` followed by `query` is the `:path` header Envoy's RBAC filter reads.
-    pub(crate) query: &'a str,
+    /// `:path` as received; only `request.headers[:path]` reads it, for its query.
+    pub(crate) raw_path: &'a str,
     pub(crate) host: &'a str,
     pub(crate) headers: &'a [(&'a str, &'a str)],
 }
@@ -333,9 +332,22 @@ fn header_matches(h: &HttpFacts<'_>, name: &str, m: &StringMatch) -> bool {
     }
     match name {
         ":method" => m.matches_present(h.method, false),
-        ":path" => m.matches_split(h.path, h.query),
+        ":path" => m.matches_split(h.path, query_of(h.raw_path)),
         ":authority" => m.matches_present(h.host, false),
         _ => false,
+    }
+}
+
+/// The `?query` of a `:path` up to the `#fragment` the HCM strips; empty without a query.
+/// Normalization rewrites only the part before the `?`, so this slice of the path as
+/// received is also the query of the normalized `:path`: `path` followed by it is the `:path`
+/// header Envoy's RBAC filter reads. Found only when a condition reads `:path`, not per request.
+fn query_of(path: &str) -> &str {
+    let end = path.bytes().position(|b| b == b'#').unwrap_or(path.len());
+    let before_fragment = path.get(..end).unwrap_or(path);
+    match before_fragment.bytes().position(|b| b == b'?') {
+        Some(at) => before_fragment.get(at..).unwrap_or_default(),
+        None => "",
     }
 }
 
