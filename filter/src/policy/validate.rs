@@ -409,7 +409,7 @@ impl<'a> Validator<'a> {
             self.non_empty(&field, values);
             // Namespaces are regexes with every `*` a `.*` (srcNamespaceGenerator), so a
             // `*` anywhere means what it says there.
-            if !name.ends_with("amespaces") {
+            if !matches!(name, "namespaces" | "notNamespaces") {
                 self.wildcard_placement(&field, values);
             }
         }
@@ -495,8 +495,8 @@ impl<'a> Validator<'a> {
                     self.error(field, Problem::EmptyValue);
                 } else if let Err(problem) = check_path_template(value) {
                     self.error_value(field, value, problem);
-                } else if !is_path_template(value) && !is_well_placed(value) {
-                    self.warn(field, Some(value), Problem::WildcardPlacement);
+                } else if !is_path_template(value) {
+                    self.misplaced_wildcard(field, value);
                 }
             }
         }
@@ -558,11 +558,8 @@ impl<'a> Validator<'a> {
                     Err(e) => self.error_value(field, value, Problem::BadValue(e)),
                     Ok(()) => {
                         let globbed = key == ConditionKey::SourceNamespace;
-                        if key.value_kind() == ConditionValueKind::StringMatch
-                            && !globbed
-                            && !is_well_placed(value)
-                        {
-                            self.warn(field, Some(value), Problem::WildcardPlacement);
+                        if key.value_kind() == ConditionValueKind::StringMatch && !globbed {
+                            self.misplaced_wildcard(field, value);
                         }
                     }
                 }
@@ -594,13 +591,13 @@ impl<'a> Validator<'a> {
     /// A `*` Istio's matchers do not read as a wildcard: admitted, warned about.
     fn wildcard_placement(&mut self, field: &str, values: &[String]) {
         for (n, value) in values.iter().enumerate() {
-            if !is_well_placed(value) {
-                self.warn(
-                    format!("{field}[{n}]"),
-                    Some(value),
-                    Problem::WildcardPlacement,
-                );
-            }
+            self.misplaced_wildcard(format!("{field}[{n}]"), value);
+        }
+    }
+
+    fn misplaced_wildcard(&mut self, field: String, value: &str) {
+        if !is_well_placed(value) {
+            self.warn(field, Some(value), Problem::WildcardPlacement);
         }
     }
 }
