@@ -28,83 +28,26 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
+mod policy_support;
 mod engine_support;
 
 use engine_support::{compile, config, req, Req};
+use policy_support::*;
 use serde_json::{json, Value};
 use spiffe_authz::engine::Engine;
 use spiffe_authz::policy::{parse_policies, warnings, AuthorizationPolicy};
-
-/// `ns/p` with the given spec, as `kubectl get -o json` prints it.
-fn policy(spec: Value) -> Value {
-    json!({
-        "apiVersion": "security.istio.io/v1",
-        "kind": "AuthorizationPolicy",
-        "metadata": {"name": "p", "namespace": "ns"},
-        "spec": spec,
-    })
-}
-
-fn with_dry_run(mut p: Value, value: &str) -> Value {
-    p["metadata"]["annotations"] = json!({"istio.io/dry-run": value});
-    p
-}
-
-fn set(mut p: Value, field: &str, value: Value) -> Value {
-    p[field] = value;
-    p
-}
-
-fn from(source: Value) -> Value {
-    json!({"rules": [{"from": [{"source": source}]}]})
-}
-
-fn to(operation: Value) -> Value {
-    json!({"rules": [{"to": [{"operation": operation}]}]})
-}
-
-fn when(key: &str, values: Value) -> Value {
-    json!({"rules": [{"when": [{"key": key, "values": values}]}]})
-}
 
 fn custom(rules: Value) -> Value {
     json!({"action": "CUSTOM", "provider": {"name": "ext-authz"}, "rules": rules})
 }
 
-const SRC: &str = "ns/p: spec.rules[0].from[0].source";
-const OP: &str = "ns/p: spec.rules[0].to[0].operation";
-const WHEN: &str = "ns/p: spec.rules[0].when[0]";
 const PORT: &str = "bad port: must be a decimal number in [0, 65535]";
 const PLACEMENT: &str = "'*' is a wildcard only as the whole value, a prefix or a suffix: Istio matches this value literally or as a prefix/suffix containing '*'";
 const SPIFFE: &str = "Istio prefixes principals with spiffe:// itself, so this value never matches (in notPrincipals / notValues it never excludes); write it without spiffe://";
 const CUSTOM_UNSUPPORTED: &str = "CUSTOM (ext_authz) is not supported: spiffe-authz has no ext_authz provider; leave CUSTOM policies to Envoy's ext_authz filter (Istio's own, in a mesh) and remove them from this configuration";
 const INLINE: &str = "spiffe-authz does not implement Istio's inline-header matcher: an ALLOW rule using it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored";
 const UNTRANSLATABLE: &str = "Istio admits this key but cannot translate it: an ALLOW rule using it never matches, in a DENY, AUDIT or CUSTOM rule the condition is ignored";
-
-fn errors_of(input: &Value) -> Vec<String> {
-    match parse_policies(input) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
-/// Rows of (what is pinned and where Istio decides it, input, expected lines).
-fn check(rows: Vec<(&str, Value, Vec<String>)>, lines: impl Fn(&Value) -> Vec<String>) {
-    let mut failures = Vec::new();
-    for (pins, input, expected) in &rows {
-        let got = lines(input);
-        if &got != expected {
-            failures.push(format!("{pins}:\n  got:  {got:#?}\n  want: {expected:#?}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n")
-    );
-}
 
 /// The policy must be admitted by validation and compile for a workload of its namespace
 /// (the whole configure-time path); its validation warnings are returned.
@@ -125,12 +68,6 @@ fn warnings_of(input: &Value) -> Vec<String> {
         .collect()
 }
 
-macro_rules! rows {
-    ($(($pins:expr, $input:expr, [$($line:expr),* $(,)?])),* $(,)?) => {
-        vec![$(($pins, $input, vec![$($line.to_string()),*])),*]
-    };
-}
-
 /// Istio rejects these; so does spiffe-authz, naming the policy, field and value.
 #[test]
 fn what_istio_rejects_is_rejected() {
@@ -144,7 +81,7 @@ fn what_istio_rejects_is_rejected() {
     let dry_run = "ns/p: metadata.annotations[\"istio.io/dry-run\"]";
     let bad_key = |key: &str, why: &str| format!("{WHEN}.key: {key:?}: {why}");
     let map_key = "bad key: should have format a[b]";
-    check(
+    check_with(
         rows![
             // Empty lists, sources, operations.
             ("validation_test.go source-nil: `from.source` must not be nil", policy(json!({"rules": [{"from": [{}]}]})),
@@ -370,7 +307,7 @@ fn what_istio_rejects_is_rejected() {
 #[test]
 fn what_istio_admits_is_admitted() {
     let warn_at = |field: &str, value: &str, why: &str| format!("{field}: {value:?}: {why}");
-    check(
+    check_with(
         rows![
             // Warned about.
             ("model.go srcPrincipalGenerator (StringMatcherWithPrefix adds spiffe://): principals written with spiffe://", policy(from(json!({"principals": ["cluster.local/ns/a/sa/b", "spiffe://cluster.local/ns/a/sa/b"], "notPrincipals": ["spiffe://*"]}))), [

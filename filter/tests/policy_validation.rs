@@ -17,73 +17,12 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
+mod policy_support;
+
+use policy_support::*;
 use serde_json::{json, Value};
-use spiffe_authz::policy::{parse_policies, validate, AuthorizationPolicy};
-
-/// A policy `ns/p` with the given spec.
-fn policy(spec: Value) -> Value {
-    json!({
-        "apiVersion": "security.istio.io/v1",
-        "kind": "AuthorizationPolicy",
-        "metadata": {"name": "p", "namespace": "ns"},
-        "spec": spec,
-    })
-}
-
-fn with_annotation(mut p: Value, value: &str) -> Value {
-    p["metadata"]["annotations"] = json!({"istio.io/dry-run": value});
-    p
-}
-
-fn from(source: Value) -> Value {
-    json!({"rules": [{"from": [{"source": source}]}]})
-}
-
-fn to(operation: Value) -> Value {
-    json!({"rules": [{"to": [{"operation": operation}]}]})
-}
-
-fn when(key: &str, values: Value) -> Value {
-    json!({"rules": [{"when": [{"key": key, "values": values}]}]})
-}
-
-fn not_when(key: &str, not_values: Value) -> Value {
-    json!({"rules": [{"when": [{"key": key, "notValues": not_values}]}]})
-}
-
-const SRC: &str = "ns/p: spec.rules[0].from[0].source";
-const OP: &str = "ns/p: spec.rules[0].to[0].operation";
-const WHEN: &str = "ns/p: spec.rules[0].when[0]";
-
-fn errors_of(input: &Value) -> Vec<String> {
-    match parse_policies(input) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn check(rows: Vec<(&str, Value, Vec<String>)>) {
-    let mut failures = Vec::new();
-    for (pins, input, expected) in &rows {
-        let got = errors_of(input);
-        if &got != expected {
-            failures.push(format!("{pins}:\n  got:  {got:#?}\n  want: {expected:#?}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows failed:\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n")
-    );
-}
-
-macro_rules! rows {
-    ($(($pins:expr, $input:expr, [$($err:expr),* $(,)?])),* $(,)?) => {
-        vec![$(($pins, $input, vec![$(String::from($err)),*])),*]
-    };
-}
+use spiffe_authz::policy::{validate, AuthorizationPolicy};
 
 #[test]
 fn valid_policies() {
@@ -110,27 +49,27 @@ fn valid_policies() {
         ),
         (
             "validation_test.go dry-run-valid-allow",
-            with_annotation(policy(json!({"action": "ALLOW"})), "true"),
+            with_dry_run(policy(json!({"action": "ALLOW"})), "true"),
             []
         ),
         (
             "validation_test.go dry-run-valid-deny",
-            with_annotation(policy(json!({"action": "DENY", "rules": [{}]})), "false"),
+            with_dry_run(policy(json!({"action": "DENY", "rules": [{}]})), "false"),
             []
         ),
         (
             "strconv.ParseBool accepts 1",
-            with_annotation(policy(json!({})), "1"),
+            with_dry_run(policy(json!({})), "1"),
             []
         ),
         (
             "strconv.ParseBool accepts T",
-            with_annotation(policy(json!({})), "T"),
+            with_dry_run(policy(json!({})), "T"),
             []
         ),
         (
             "strconv.ParseBool accepts False",
-            with_annotation(policy(json!({})), "False"),
+            with_dry_run(policy(json!({})), "False"),
             []
         ),
         (
@@ -380,17 +319,17 @@ fn object_and_action_rules() {
             ["ns/p: spec.provider: provider must only be set with action CUSTOM, found DENY"]),
         ("validation_test.go deny-rules-nil", policy(json!({"action": "DENY"})), [deny_without_rules]),
         ("DENY with rules: [] is DENY without rules (proto decoding)", policy(json!({"action": "DENY", "rules": []})), [deny_without_rules]),
-        ("validation_test.go dry-run-invalid-value", with_annotation(policy(json!({"action": "ALLOW"})), "foo"),
+        ("validation_test.go dry-run-invalid-value", with_dry_run(policy(json!({"action": "ALLOW"})), "foo"),
             [format!("{dry_run_field}: \"foo\": value of istio.io/dry-run must be a boolean (true, false, 1, 0, t, f)")]),
-        ("strconv.ParseBool rejects yes", with_annotation(policy(json!({})), "yes"),
+        ("strconv.ParseBool rejects yes", with_dry_run(policy(json!({})), "yes"),
             [format!("{dry_run_field}: \"yes\": value of istio.io/dry-run must be a boolean (true, false, 1, 0, t, f)")]),
-        ("strconv.ParseBool rejects the empty string", with_annotation(policy(json!({})), ""),
+        ("strconv.ParseBool rejects the empty string", with_dry_run(policy(json!({})), ""),
             [format!("{dry_run_field}: \"\": value of istio.io/dry-run must be a boolean (true, false, 1, 0, t, f)")]),
-        ("validation_test.go dry-run-invalid-action-audit", with_annotation(policy(json!({"action": "AUDIT"})), "true"),
+        ("validation_test.go dry-run-invalid-action-audit", with_dry_run(policy(json!({"action": "AUDIT"})), "true"),
             [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found AUDIT")]),
-        ("validation_test.go dry-run-invalid-action-custom", with_annotation(policy(json!({"action": "CUSTOM"})), "true"),
+        ("validation_test.go dry-run-invalid-action-custom", with_dry_run(policy(json!({"action": "CUSTOM"})), "true"),
             [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found CUSTOM"), custom.to_string(), custom_refused.clone()]),
-        ("validation.go checkDryRunAnnotation: the annotation is refused on AUDIT whatever its value", with_annotation(policy(json!({"action": "AUDIT"})), "false"),
+        ("validation.go checkDryRunAnnotation: the annotation is refused on AUDIT whatever its value", with_dry_run(policy(json!({"action": "AUDIT"})), "false"),
             [format!("{dry_run_field}: istio.io/dry-run is only supported with action ALLOW or DENY, found AUDIT")]),
         ("apiVersion must be security.istio.io", {
             let mut p = policy(json!({}));
@@ -778,7 +717,7 @@ fn dry_run_follows_parse_bool() {
         ("foo", false),
     ] {
         let p: AuthorizationPolicy =
-            serde_json::from_value(with_annotation(policy(json!({})), value)).unwrap();
+            serde_json::from_value(with_dry_run(policy(json!({})), value)).unwrap();
         assert_eq!(p.is_dry_run(), dry_run, "istio.io/dry-run: {value:?}");
     }
     let p: AuthorizationPolicy = serde_json::from_value(policy(json!({}))).unwrap();
